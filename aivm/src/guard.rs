@@ -1,0 +1,377 @@
+//! Guards that every ONNX file passes before any ONNX library interprets it.
+//!
+//! tract panics or aborts on some crafted files (negative dims, a `ConstantOfShape` of billions of
+//! elements), and a node process must not die on a model uploaded by a stranger. The guards parse
+//! the protobuf with `onnx-protobuf` only and check, with overflow-checked arithmetic, everything
+//! that decides how much memory loading could take. They never allocate in proportion to a number
+//! read from the file before that number has been checked.
+
+use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto, TensorProto, tensor_proto};
+use protobuf::Enum;
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{AivmError, Result};
+
+/// Limits enforced by [`guard_bytes`]. The defaults fit the small and mid-size models lightchain
+/// targets with room to spare.
+#[derive(Clone, Debug)]
+pub struct GuardLimits {
+    /// Largest accepted file, in bytes.
+    pub max_file_bytes: u64,
+    /// Most nodes over the main graph and all subgraphs.
+    pub max_nodes: usize,
+    /// Most elements in any one tensor (initializer, constant, declared input or created shape).
+    pub max_tensor_elems: u64,
+    /// Most elements over all constant tensors together.
+    pub max_total_elems: u64,
+    /// Largest tensor rank.
+    pub max_rank: usize,
+    /// Deepest nesting of subgraphs (If/Loop bodies); the main graph is depth 0.
+    pub max_graph_depth: usize,
+    /// Accepted range of the default-domain opset.
+    pub opset: (i64, i64),
+}
+
+impl Default for GuardLimits {
+    fn default() -> Self {
+        GuardLimits {
+            max_file_bytes: 64 << 20,
+            max_nodes: 20_000,
+            max_tensor_elems: 1 << 24,
+            max_total_elems: 1 << 25,
+            max_rank: 8,
+            max_graph_depth: 4,
+            opset: (7, 22),
+        }
+    }
+}
+
+/// A model that passed the guards: the parsed protobuf, its file bytes and the default-domain opset.
+#[derive(Clone, Debug)]
+pub struct GuardedModel {
+    pub proto: ModelProto,
+    pub bytes: Vec<u8>,
+    pub opset: i64,
+}
+
+/// Reads and guards a file, checking its size before reading it.
+pub fn guard_file(path: &Path, limits: &GuardLimits) -> Result<GuardedModel> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| AivmError::io(format!("cannot read {}", path.display()), e))?;
+    if meta.len() > limits.max_file_bytes {
+        return Err(too_big(meta.len(), limits.max_file_bytes));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| AivmError::io(format!("cannot read {}", path.display()), e))?;
+    guard_bytes(bytes, limits)
+}
+
+fn too_big(len: u64, max: u64) -> AivmError {
+    AivmError::Guard(format!(
+        "file is {len} bytes, more than the {max}-byte limit"
+    ))
+}
+
+/// Parses and checks an ONNX model held in memory.
+pub fn guard_bytes(bytes: Vec<u8>, limits: &GuardLimits) -> Result<GuardedModel> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(too_big(bytes.len() as u64, limits.max_file_bytes));
+    }
+    // rust-protobuf enforces a recursion limit of 100 while parsing, so deeply nested graphs
+    // are an error here rather than a stack overflow.
+    let proto = ModelProto::parse_from_bytes(&bytes).map_err(|e| {
+        let msg = e.to_string();
+        if msg.to_lowercase().contains("recursion") {
+            AivmError::Guard("graphs are nested too deeply".into())
+        } else {
+            AivmError::Parse(msg)
+        }
+    })?;
+    let opset = check_opsets(&proto, limits)?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| AivmError::Parse("the model has no graph".into()))?;
+    let mut walk = Walk {
+        limits,
+        nodes: 0,
+        total_elems: 0,
+    };
+    walk.graph(graph, 0)?;
+    Ok(GuardedModel {
+        proto,
+        bytes,
+        opset,
+    })
+}
+
+fn check_opsets(proto: &ModelProto, limits: &GuardLimits) -> Result<i64> {
+    let mut opset = None;
+    for o in &proto.opset_import {
+        if o.domain.is_empty() || o.domain == "ai.onnx" {
+            opset = Some(o.version);
+        }
+    }
+    let Some(v) = opset else {
+        return Err(AivmError::Guard(
+            "the model imports no default-domain (ai.onnx) opset".into(),
+        ));
+    };
+    if v < limits.opset.0 || v > limits.opset.1 {
+        return Err(AivmError::Guard(format!(
+            "opset {v} is outside the supported range {}..={}",
+            limits.opset.0, limits.opset.1
+        )));
+    }
+    Ok(v)
+}
+
+struct Walk<'a> {
+    limits: &'a GuardLimits,
+    nodes: usize,
+    total_elems: u64,
+}
+
+impl Walk<'_> {
+    fn graph(&mut self, g: &GraphProto, depth: usize) -> Result<()> {
+        if depth > self.limits.max_graph_depth {
+            return Err(AivmError::Guard(format!(
+                "subgraphs are nested more than {} deep",
+                self.limits.max_graph_depth
+            )));
+        }
+        if !g.sparse_initializer.is_empty() {
+            return Err(AivmError::Guard(
+                "sparse initializers are not supported".into(),
+            ));
+        }
+        for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
+            self.value_info(vi)?;
+        }
+        // Constant tensors by name, to check the shape operand of ConstantOfShape.
+        let mut consts: HashMap<&str, &TensorProto> = HashMap::new();
+        for t in &g.initializer {
+            self.tensor(t, &format!("initializer \"{}\"", t.name))?;
+            consts.insert(t.name.as_str(), t);
+        }
+        self.nodes = self.nodes.saturating_add(g.node.len());
+        if self.nodes > self.limits.max_nodes {
+            return Err(AivmError::Guard(format!(
+                "the model has more than {} nodes",
+                self.limits.max_nodes
+            )));
+        }
+        for n in &g.node {
+            if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+                return Err(AivmError::Guard(format!(
+                    "node \"{}\" ({}) uses the custom domain \"{}\"",
+                    n.name, n.op_type, n.domain
+                )));
+            }
+            for a in &n.attribute {
+                let what = format!("attribute \"{}\" of node \"{}\"", a.name, n.name);
+                if let Some(t) = a.t.as_ref() {
+                    self.tensor(t, &what)?;
+                    if n.op_type == "Constant"
+                        && let Some(out) = n.output.first()
+                    {
+                        consts.insert(out.as_str(), t);
+                    }
+                }
+                for t in &a.tensors {
+                    self.tensor(t, &what)?;
+                }
+                if a.sparse_tensor.is_some() || !a.sparse_tensors.is_empty() {
+                    return Err(AivmError::Guard(format!(
+                        "{what}: sparse tensors are not supported"
+                    )));
+                }
+                if a.ints.len() as u64 > self.limits.max_tensor_elems
+                    || a.floats.len() as u64 > self.limits.max_tensor_elems
+                {
+                    return Err(AivmError::Guard(format!("{what} is too large")));
+                }
+                if let Some(sub) = a.g.as_ref() {
+                    self.graph(sub, depth + 1)?;
+                }
+                for sub in &a.graphs {
+                    self.graph(sub, depth + 1)?;
+                }
+            }
+            self.created_shape(n, &consts)?;
+        }
+        Ok(())
+    }
+
+    /// Ops whose output size is given by a tensor operand: check the size they would create.
+    fn created_shape(&self, n: &NodeProto, consts: &HashMap<&str, &TensorProto>) -> Result<()> {
+        let operand = match n.op_type.as_str() {
+            "ConstantOfShape" | "Expand" => n.input.first(),
+            "Tile" | "Reshape" => n.input.get(1),
+            _ => None,
+        };
+        let Some(t) = operand.and_then(|name| consts.get(name.as_str())) else {
+            return Ok(());
+        };
+        let dims = int_values(t).ok_or_else(|| {
+            AivmError::Guard(format!(
+                "node \"{}\" ({}): its shape operand is not an integer tensor",
+                n.name, n.op_type
+            ))
+        })?;
+        if n.op_type == "Reshape" {
+            // Reshape may use 0 and -1; its size is bounded by its input, which is checked elsewhere.
+            return Ok(());
+        }
+        let mut elems: u64 = 1;
+        for &d in &dims {
+            let d = u64::try_from(d).map_err(|_| {
+                AivmError::Guard(format!(
+                    "node \"{}\" ({}) has a negative dimension in its shape operand",
+                    n.name, n.op_type
+                ))
+            })?;
+            elems = elems.saturating_mul(d);
+        }
+        if elems > self.limits.max_tensor_elems {
+            return Err(AivmError::Guard(format!(
+                "node \"{}\" ({}) would create {elems} elements, more than the limit of {}",
+                n.name, n.op_type, self.limits.max_tensor_elems
+            )));
+        }
+        Ok(())
+    }
+
+    fn value_info(&self, vi: &onnx_protobuf::ValueInfoProto) -> Result<()> {
+        let Some(ty) = vi.type_.as_ref() else {
+            return Ok(());
+        };
+        let Some(onnx_protobuf::type_proto::Value::TensorType(tt)) = &ty.value else {
+            return Ok(());
+        };
+        let Some(shape) = tt.shape.as_ref() else {
+            return Ok(());
+        };
+        if shape.dim.len() > self.limits.max_rank {
+            return Err(AivmError::Guard(format!(
+                "\"{}\" has rank {}, more than {}",
+                vi.name,
+                shape.dim.len(),
+                self.limits.max_rank
+            )));
+        }
+        let mut elems: u64 = 1;
+        for d in &shape.dim {
+            if d.has_dim_value() {
+                let v = d.dim_value();
+                let v = u64::try_from(v).map_err(|_| {
+                    AivmError::Guard(format!("\"{}\" declares a negative dimension", vi.name))
+                })?;
+                elems = elems.saturating_mul(v);
+            }
+        }
+        if elems > self.limits.max_tensor_elems {
+            return Err(AivmError::Guard(format!(
+                "\"{}\" declares {elems} elements, more than the limit of {}",
+                vi.name, self.limits.max_tensor_elems
+            )));
+        }
+        Ok(())
+    }
+
+    fn tensor(&mut self, t: &TensorProto, what: &str) -> Result<()> {
+        if !t.external_data.is_empty()
+            || t.data_location.value() == tensor_proto::DataLocation::EXTERNAL as i32
+        {
+            return Err(AivmError::Guard(format!(
+                "{what} refers to external data; only self-contained models are accepted"
+            )));
+        }
+        if t.segment.is_some() {
+            return Err(AivmError::Guard(format!("{what} is a segmented tensor")));
+        }
+        if t.dims.len() > self.limits.max_rank {
+            return Err(AivmError::Guard(format!(
+                "{what} has rank {}, more than {}",
+                t.dims.len(),
+                self.limits.max_rank
+            )));
+        }
+        let mut elems: u64 = 1;
+        for &d in &t.dims {
+            let d = u64::try_from(d)
+                .map_err(|_| AivmError::Guard(format!("{what} has a negative dimension")))?;
+            elems = elems.saturating_mul(d);
+        }
+        if elems > self.limits.max_tensor_elems {
+            return Err(AivmError::Guard(format!(
+                "{what} has {elems} elements, more than the limit of {}",
+                self.limits.max_tensor_elems
+            )));
+        }
+        self.total_elems = self.total_elems.saturating_add(elems);
+        if self.total_elems > self.limits.max_total_elems {
+            return Err(AivmError::Guard(format!(
+                "constant tensors hold more than {} elements in total",
+                self.limits.max_total_elems
+            )));
+        }
+        let stored = stored_len(t);
+        if let Some((len, elem_bytes)) = stored
+            && len != elems.saturating_mul(elem_bytes)
+        {
+            return Err(AivmError::Guard(format!(
+                "{what}: data length does not match its dims {:?}",
+                t.dims
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Size in bytes (raw data) or elements (typed fields) a tensor stores, with the unit size.
+fn stored_len(t: &TensorProto) -> Option<(u64, u64)> {
+    use tensor_proto::DataType as D;
+    let dt = D::from_i32(t.data_type)?;
+    let elem_bytes = match dt {
+        D::FLOAT | D::INT32 | D::UINT32 => 4,
+        D::DOUBLE | D::INT64 | D::UINT64 => 8,
+        D::INT8 | D::UINT8 | D::BOOL => 1,
+        D::INT16 | D::UINT16 | D::FLOAT16 | D::BFLOAT16 => 2,
+        _ => return None,
+    };
+    if !t.raw_data.is_empty() {
+        return Some((t.raw_data.len() as u64, elem_bytes));
+    }
+    let n = match dt {
+        D::FLOAT => t.float_data.len(),
+        D::DOUBLE => t.double_data.len(),
+        D::INT64 => t.int64_data.len(),
+        D::UINT64 | D::UINT32 => t.uint64_data.len(),
+        _ => t.int32_data.len(),
+    };
+    Some((n as u64, 1))
+}
+
+/// Integer values of a small int32/int64 tensor (shape operands), read without `as_value`.
+pub(crate) fn int_values(t: &TensorProto) -> Option<Vec<i64>> {
+    use tensor_proto::DataType as D;
+    match D::from_i32(t.data_type)? {
+        D::INT64 if !t.raw_data.is_empty() => Some(
+            t.raw_data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8-byte chunk")))
+                .collect(),
+        ),
+        D::INT64 => Some(t.int64_data.clone()),
+        D::INT32 if !t.raw_data.is_empty() => Some(
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().expect("4-byte chunk")) as i64)
+                .collect(),
+        ),
+        D::INT32 => Some(t.int32_data.iter().map(|&v| v as i64).collect()),
+        _ => None,
+    }
+}

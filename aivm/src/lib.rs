@@ -1,0 +1,149 @@
+//! `lightchain-aivm`: the AI Virtual Machine.
+//!
+//! An ONNX model enters through [`guard`] (protobuf-level checks before any ONNX library
+//! interprets the file), is lowered by [`lower`] to a float [`ir::Graph`] over the AIVM's closed
+//! op set, calibrated and quantized by [`quantize`] into an integer [`Program`], and run by the
+//! program's executor, the one meaning every validator computes and proves. [`reference`] runs
+//! the same ONNX file in tract as the float reference, and [`accuracy`] compares the two. A
+//! program has one canonical encoding ([`encode`]) whose hash is the model id.
+//!
+//! [`Model`] ties the steps together for callers that start from a file.
+
+pub mod accuracy;
+pub mod encode;
+pub mod error;
+pub mod guard;
+pub mod input;
+pub mod inspect;
+pub mod ir;
+pub mod lower;
+pub mod ops;
+pub mod program;
+pub mod quantize;
+pub mod reference;
+pub mod tensor;
+
+use std::path::Path;
+
+pub use accuracy::Accuracy;
+pub use encode::ModelId;
+pub use error::{AivmError, Result};
+pub use guard::{GuardLimits, GuardedModel};
+pub use input::Inputs;
+pub use ir::{DType, Graph, ValueInfo};
+pub use lower::ImportOptions;
+pub use program::Program;
+pub use quantize::{Calibration, QuantConfig};
+pub use tensor::Tensor;
+
+/// A guarded and lowered ONNX model.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub guarded: GuardedModel,
+    pub graph: Graph,
+}
+
+impl Model {
+    /// Guards, parses and lowers an ONNX file.
+    pub fn load(path: &Path, opts: &ImportOptions, limits: &GuardLimits) -> Result<Model> {
+        let guarded = guard::guard_file(path, limits)?;
+        let graph = lower::lower(&guarded, opts)?;
+        Ok(Model { guarded, graph })
+    }
+
+    /// Guards, parses and lowers an ONNX model held in memory.
+    pub fn from_bytes(bytes: Vec<u8>, opts: &ImportOptions, limits: &GuardLimits) -> Result<Model> {
+        let guarded = guard::guard_bytes(bytes, limits)?;
+        let graph = lower::lower(&guarded, opts)?;
+        Ok(Model { guarded, graph })
+    }
+
+    /// The model's runtime inputs with their (resolved) shapes and dtypes.
+    pub fn inputs(&self) -> Vec<ValueInfo> {
+        self.graph
+            .inputs
+            .iter()
+            .map(|&i| self.graph.values[i].clone())
+            .collect()
+    }
+
+    /// The model's outputs with their shapes and dtypes.
+    pub fn outputs(&self) -> Vec<ValueInfo> {
+        self.graph
+            .outputs
+            .iter()
+            .map(|&i| self.graph.values[i].clone())
+            .collect()
+    }
+
+    /// Parses an input file's text against this model's inputs.
+    pub fn parse_inputs(&self, text: &str) -> Result<Inputs> {
+        input::parse_inputs(text, &self.inputs())
+    }
+
+    /// Calibrates on the samples and quantizes.
+    pub fn compile(&self, samples: &[Inputs], cfg: &QuantConfig) -> Result<Program> {
+        let data: Vec<Vec<Vec<f64>>> = samples
+            .iter()
+            .map(|s| s.tensors.iter().map(|t| t.data.clone()).collect())
+            .collect();
+        let cal = quantize::calibrate(&self.graph, &data)?;
+        quantize::quantize(&self.graph, &cal, cfg)
+    }
+
+    /// The float reference (tract) for this model's input shapes.
+    pub fn reference(&self) -> Result<reference::Reference> {
+        reference::Reference::new(&self.guarded.proto, &self.inputs())
+    }
+}
+
+impl Program {
+    /// Quantizes float inputs to each input tensor's scale (integer inputs pass unchanged).
+    pub fn quantize_inputs(&self, inputs: &Inputs) -> Result<Vec<Vec<i64>>> {
+        if inputs.tensors.len() != self.inputs.len() {
+            return Err(AivmError::InputFormat(format!(
+                "the program takes {} inputs, {} given",
+                self.inputs.len(),
+                inputs.tensors.len()
+            )));
+        }
+        Ok(self
+            .inputs
+            .iter()
+            .zip(&inputs.tensors)
+            .map(|(io, t)| {
+                let meta = &self.tensors[io.tensor];
+                match meta.dtype {
+                    DType::F32 => t
+                        .data
+                        .iter()
+                        .map(|&x| ops::quantize(x, meta.scale))
+                        .collect(),
+                    DType::I64 => t.data.iter().map(|&x| x as i64).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// Converts integer outputs back to floats (integer outputs such as argmax pass unchanged).
+    pub fn dequantize_outputs(&self, outputs: &[Vec<i64>]) -> Vec<Tensor<f64>> {
+        self.outputs
+            .iter()
+            .zip(outputs)
+            .map(|(io, v)| {
+                let meta = &self.tensors[io.tensor];
+                Tensor::new(
+                    meta.shape.clone(),
+                    v.iter().map(|&x| ops::dequantize(x, meta.scale)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Quantizes, executes and dequantizes in one call.
+    pub fn run_float(&self, inputs: &Inputs) -> Result<Vec<Tensor<f64>>> {
+        let q = self.quantize_inputs(inputs)?;
+        let out = self.execute(&q)?;
+        Ok(self.dequantize_outputs(&out))
+    }
+}

@@ -1,0 +1,106 @@
+//! Nonlinear functions as lookup tables over a clamped, rescaled input domain. The table is
+//! computed once, at quantization, and stored in the program, so every validator uses the same
+//! integers whatever its libm does.
+
+use serde::{Deserialize, Serialize};
+
+/// A tabulated function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LutFn {
+    Sigmoid,
+    Tanh,
+    /// `exp(x)` on `x <= 0`, used by softmax.
+    Exp,
+}
+
+impl LutFn {
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            LutFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            LutFn::Tanh => x.tanh(),
+            LutFn::Exp => x.exp(),
+        }
+    }
+
+    /// The input interval outside of which the function is treated as constant.
+    pub fn domain(self) -> (f64, f64) {
+        match self {
+            LutFn::Sigmoid => (-10.0, 10.0),
+            LutFn::Tanh => (-5.0, 5.0),
+            LutFn::Exp => (-12.0, 0.0),
+        }
+    }
+
+    /// Input scale of the table: steeper functions get finer steps (tanh's slope is up to 1,
+    /// sigmoid's up to 1/4; softmax must keep close logits apart). Tables are 1,281 (sigmoid,
+    /// tanh) and 3,073 (exp) rows.
+    pub fn table_scale(self) -> u32 {
+        match self {
+            LutFn::Sigmoid => 6,
+            LutFn::Tanh => 7,
+            LutFn::Exp => 8,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LutFn::Sigmoid => "sigmoid",
+            LutFn::Tanh => "tanh",
+            LutFn::Exp => "exp",
+        }
+    }
+}
+
+/// Rescale by a signed shift: right shift with round-half-up for `shift > 0`, exact left shift
+/// for `shift < 0`.
+#[inline]
+pub fn shift_signed(v: i64, shift: i32) -> i64 {
+    if shift >= 0 {
+        super::rescale(v, shift as u32)
+    } else {
+        v << (-shift) as u32
+    }
+}
+
+/// Builds the table of `f` for integer inputs `lo..=hi` at `in_scale`, quantized at `out_scale`.
+pub fn build_table(f: LutFn, in_scale: u32, out_scale: u32) -> (i64, i64, Vec<i64>) {
+    let (dlo, dhi) = f.domain();
+    let lo = (dlo * (1u64 << in_scale) as f64).floor() as i64;
+    let hi = (dhi * (1u64 << in_scale) as f64).ceil() as i64;
+    let table = (lo..=hi)
+        .map(|c| super::quantize(f.apply(super::dequantize(c, in_scale)), out_scale))
+        .collect();
+    (lo, hi, table)
+}
+
+/// Integer evaluation: `table[clamp(shift_signed(x), lo, lo + len - 1) - lo]`.
+pub fn eval_i(x: &[i64], in_shift: i32, lo: i64, table: &[i64]) -> Vec<i64> {
+    let hi = lo + table.len() as i64 - 1;
+    x.iter()
+        .map(|&v| table[(shift_signed(v, in_shift).clamp(lo, hi) - lo) as usize])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_table_is_monotone_and_centred() {
+        let (lo, hi, t) = build_table(LutFn::Sigmoid, 6, 12);
+        assert_eq!(hi - lo + 1, t.len() as i64);
+        assert!(t.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(t[(0 - lo) as usize], 2048);
+        // clamping: far outside the domain gives the end values
+        assert_eq!(
+            eval_i(&[i64::MIN / 4, 0, i64::MAX / 4], 0, lo, &t),
+            vec![t[0], 2048, *t.last().unwrap()]
+        );
+    }
+
+    #[test]
+    fn signed_shift() {
+        assert_eq!(shift_signed(5, 1), 3);
+        assert_eq!(shift_signed(5, -2), 20);
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per command.
+
+pub mod inspect;
+pub mod model;
+pub mod run;
