@@ -78,6 +78,7 @@ pub fn guard_bytes(bytes: Vec<u8>, limits: &GuardLimits) -> Result<GuardedModel>
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(too_big(bytes.len() as u64, limits.max_file_bytes));
     }
+    prescan_node_count(&bytes, limits.max_nodes)?;
     // rust-protobuf enforces a recursion limit of 100 while parsing, so deeply nested graphs
     // are an error here rather than a stack overflow.
     let proto = ModelProto::parse_from_bytes(&bytes).map_err(|e| {
@@ -104,6 +105,106 @@ pub fn guard_bytes(bytes: Vec<u8>, limits: &GuardLimits) -> Result<GuardedModel>
         bytes,
         opset,
     })
+}
+
+/// Counts the main graph's nodes on the wire, before parsing: a file within the size limit can
+/// still hold millions of tiny nodes, and materialising them would take gigabytes.
+fn prescan_node_count(bytes: &[u8], max_nodes: usize) -> Result<()> {
+    let malformed = || AivmError::Parse("malformed protobuf".into());
+    let mut nodes = 0usize;
+    for (field, body) in WireFields::new(bytes) {
+        let body = body.ok_or_else(malformed)?;
+        if field == 7 {
+            // ModelProto.graph
+            for (gfield, gbody) in WireFields::new(body) {
+                gbody.ok_or_else(malformed)?;
+                if gfield == 1 {
+                    nodes += 1;
+                    if nodes > max_nodes {
+                        return Err(AivmError::Guard(format!(
+                            "the model has more than {max_nodes} nodes"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Iterates the top-level fields of a protobuf message: `(field number, payload)`, where the
+/// payload of a length-delimited field is its bytes and `None` marks a malformed field (the
+/// iteration stops after it).
+struct WireFields<'a> {
+    b: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> WireFields<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        WireFields {
+            b,
+            pos: 0,
+            done: false,
+        }
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.b.get(self.pos)?;
+            self.pos += 1;
+            v |= ((byte & 0x7f) as u64) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn field(&mut self) -> Option<(u64, &'a [u8])> {
+        let tag = self.varint()?;
+        let start = self.pos;
+        match tag & 7 {
+            0 => {
+                self.varint()?;
+            }
+            1 => self.pos = self.pos.checked_add(8)?,
+            5 => self.pos = self.pos.checked_add(4)?,
+            2 => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                let start = self.pos;
+                self.pos = self.pos.checked_add(len)?;
+                if self.pos > self.b.len() {
+                    return None;
+                }
+                return Some((tag >> 3, &self.b[start..self.pos]));
+            }
+            _ => return None,
+        }
+        if self.pos > self.b.len() {
+            return None;
+        }
+        Some((tag >> 3, &self.b[start..self.pos]))
+    }
+}
+
+impl<'a> Iterator for WireFields<'a> {
+    type Item = (u64, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.pos >= self.b.len() {
+            return None;
+        }
+        match self.field() {
+            Some((f, body)) => Some((f, Some(body))),
+            None => {
+                self.done = true;
+                Some((0, None))
+            }
+        }
+    }
 }
 
 fn check_opsets(proto: &ModelProto, limits: &GuardLimits) -> Result<i64> {

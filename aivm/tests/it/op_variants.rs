@@ -1,0 +1,288 @@
+//! Op variants beyond the fixtures, each checked against tract's float output: the lowered float
+//! graph must match tract closely, and the integer executor within 1% of the output range.
+
+use lightchain_aivm::accuracy::compare;
+use lightchain_aivm::{GuardLimits, ImportOptions, Inputs, Model, QuantConfig, Tensor};
+
+use crate::builder::{A, Builder, attr, floats, node, tensor_f32, tensor_i64};
+
+/// Lowers `bytes`, runs it on pseudo-random inputs of the given shapes and compares with tract.
+fn check(name: &str, bytes: Vec<u8>, shapes: &[&[usize]]) {
+    let model = Model::from_bytes(bytes, &ImportOptions::default(), &GuardLimits::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tensors: Vec<Tensor<f64>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let n = s.iter().product();
+            Tensor::new(
+                s.to_vec(),
+                floats(n, 7 + k as u64)
+                    .iter()
+                    .map(|&v| 2.0 * v as f64)
+                    .collect(),
+            )
+        })
+        .collect();
+    let inputs = Inputs { tensors };
+    let float = model
+        .reference()
+        .unwrap()
+        .run(&inputs.tensors)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let data: Vec<Vec<f64>> = inputs.tensors.iter().map(|t| t.data.clone()).collect();
+    let vals = model.graph.eval(&data);
+    for (k, &o) in model.graph.outputs.iter().enumerate() {
+        assert_eq!(
+            model.graph.values[o].shape, float[k].shape,
+            "{name}: output shape"
+        );
+        let range = float[k].data.iter().map(|v| v.abs()).fold(1e-9, f64::max);
+        let e = vals[o]
+            .iter()
+            .zip(&float[k].data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            / range;
+        assert!(e < 1e-4, "{name}: lowering differs from tract by {e}");
+    }
+    let p = model
+        .compile(std::slice::from_ref(&inputs), &QuantConfig::default())
+        .unwrap();
+    let q = p.run_float(&inputs).unwrap();
+    let names: Vec<String> = p.outputs.iter().map(|o| o.name.clone()).collect();
+    let acc = compare(&names, &float, &q);
+    assert!(acc.max_rel_error() <= 0.01, "{name}: {acc:?}");
+}
+
+fn w(name: &str, dims: &[i64], seed: u64) -> onnx_protobuf::TensorProto {
+    let n = dims.iter().product::<i64>() as usize;
+    tensor_f32(name, dims, &floats(n, seed))
+}
+
+#[test]
+fn conv_same_padding_dilation_and_1d() {
+    let m = Builder::new(13)
+        .input("x", &[1, 2, 7, 7])
+        .init(w("w", &[3, 2, 3, 3], 1))
+        .node(node(
+            "Conv",
+            "c",
+            &["x", "w"],
+            &["y"],
+            vec![
+                attr("auto_pad", A::S("SAME_UPPER")),
+                attr("dilations", A::Is(&[2, 2])),
+            ],
+        ))
+        .output("y")
+        .bytes();
+    check("conv same/dilated", m, &[&[1, 2, 7, 7]]);
+    let m = Builder::new(13)
+        .input("x", &[1, 2, 10])
+        .init(w("w", &[4, 2, 3], 2))
+        .init(w("b", &[4], 3))
+        .node(node(
+            "Conv",
+            "c",
+            &["x", "w", "b"],
+            &["y"],
+            vec![attr("strides", A::Is(&[2])), attr("pads", A::Is(&[1, 0]))],
+        ))
+        .output("y")
+        .bytes();
+    check("conv1d", m, &[&[1, 2, 10]]);
+}
+
+#[test]
+fn pooling_variants() {
+    let m = Builder::new(13)
+        .input("x", &[1, 2, 7, 7])
+        .node(node(
+            "MaxPool",
+            "mp",
+            &["x"],
+            &["a"],
+            vec![
+                attr("kernel_shape", A::Is(&[2, 2])),
+                attr("strides", A::Is(&[2, 2])),
+                attr("ceil_mode", A::I(1)),
+            ],
+        ))
+        .node(node(
+            "AveragePool",
+            "ap",
+            &["x"],
+            &["b"],
+            vec![
+                attr("kernel_shape", A::Is(&[3, 3])),
+                attr("pads", A::Is(&[1, 1, 1, 1])),
+                attr("count_include_pad", A::I(1)),
+            ],
+        ))
+        .node(node("GlobalMaxPool", "gmp", &["x"], &["c"], vec![]))
+        .output("a")
+        .output("b")
+        .output("c")
+        .bytes();
+    check("pools", m, &[&[1, 2, 7, 7]]);
+}
+
+#[test]
+fn gemm_variants_and_constant_left_matmul() {
+    let m = Builder::new(13)
+        .input("x", &[2, 5])
+        .init(w("b", &[5, 3], 4))
+        .init(w("c", &[1, 3], 5))
+        .init(w("l", &[4, 2], 6))
+        .node(node(
+            "Gemm",
+            "g",
+            &["x", "b", "c"],
+            &["y"],
+            vec![attr("alpha", A::F(0.5)), attr("beta", A::F(2.0))],
+        ))
+        .node(node("MatMul", "ml", &["l", "y"], &["z"], vec![]))
+        .output("z")
+        .bytes();
+    check("gemm+matmul-left", m, &[&[2, 5]]);
+    // A C operand of shape [m, n] cannot be a bias: it becomes an elementwise Add.
+    let m = Builder::new(13)
+        .input("x", &[2, 3])
+        .init(w("b", &[4, 3], 7))
+        .init(w("c", &[2, 4], 8))
+        .node(node(
+            "Gemm",
+            "g",
+            &["x", "b", "c"],
+            &["y"],
+            vec![attr("transB", A::I(1))],
+        ))
+        .output("y")
+        .bytes();
+    check("gemm full C", m, &[&[2, 3]]);
+}
+
+#[test]
+fn slice_transpose_concat_of_different_scales() {
+    let m = Builder::new(13)
+        .input("x", &[1, 4, 6])
+        .init(tensor_i64("starts", &[2], &[5, 1]))
+        .init(tensor_i64("ends", &[2], &[-100, 4]))
+        .init(tensor_i64("axes", &[2], &[2, 1]))
+        .init(tensor_i64("steps", &[2], &[-2, 1]))
+        .init(tensor_f32("big", &[], &[40.0]))
+        .node(node(
+            "Slice",
+            "s",
+            &["x", "starts", "ends", "axes", "steps"],
+            &["a"],
+            vec![],
+        ))
+        .node(node("Transpose", "t", &["a"], &["b"], vec![]))
+        .node(node("Mul", "m", &["b", "big"], &["c"], vec![]))
+        .node(node(
+            "Concat",
+            "cat",
+            &["b", "c"],
+            &["y"],
+            vec![attr("axis", A::I(0))],
+        ))
+        .output("y")
+        .bytes();
+    check("slice/transpose/concat", m, &[&[1, 4, 6]]);
+}
+
+#[test]
+fn old_opset_semantics() {
+    // Softmax before opset 13 coerces to 2-D at `axis`; Clip takes attributes; Unsqueeze too.
+    let m = Builder::new(11)
+        .input("x", &[1, 3, 4])
+        .node(node(
+            "Softmax",
+            "sm",
+            &["x"],
+            &["a"],
+            vec![attr("axis", A::I(1))],
+        ))
+        .node(node(
+            "Unsqueeze",
+            "u",
+            &["a"],
+            &["b"],
+            vec![attr("axes", A::Is(&[0]))],
+        ))
+        .output("b")
+        .bytes();
+    check("softmax opset 11", m, &[&[1, 3, 4]]);
+    let m = Builder::new(10)
+        .input("x", &[1, 8])
+        .node(node(
+            "Clip",
+            "c",
+            &["x"],
+            &["y"],
+            vec![attr("min", A::F(-0.5)), attr("max", A::F(0.25))],
+        ))
+        .output("y")
+        .bytes();
+    check("clip opset 10", m, &[&[1, 8]]);
+}
+
+#[test]
+fn arithmetic_with_constants_on_either_side() {
+    let m = Builder::new(13)
+        .input("x", &[1, 6])
+        .init(w("c", &[6], 9))
+        .init(tensor_f32("d", &[], &[4.0]))
+        .node(node("Sub", "s", &["c", "x"], &["a"], vec![]))
+        .node(node("Div", "d", &["a", "d"], &["b"], vec![]))
+        .node(node("LeakyRelu", "l", &["b"], &["c2"], vec![]))
+        .node(node(
+            "ReduceMax",
+            "rm",
+            &["c2"],
+            &["y"],
+            vec![attr("axes", A::Is(&[1]))],
+        ))
+        .node(node("Dropout", "dr", &["b"], &["z"], vec![]))
+        .node(node("Identity", "id", &["z"], &["z2"], vec![]))
+        .output("y")
+        .output("z2")
+        .bytes();
+    check("const arithmetic", m, &[&[1, 6]]);
+}
+
+#[test]
+fn embedding_gather_with_runtime_ids() {
+    let m = Builder::new(13)
+        .input_typed("ids", &[1, 5], 7)
+        .init(w("table", &[10, 3], 11))
+        .node(node("Gather", "g", &["table", "ids"], &["e"], vec![]))
+        .node(node(
+            "ReduceSum",
+            "rs",
+            &["e", "ax"],
+            &["y"],
+            vec![attr("keepdims", A::I(0))],
+        ))
+        .init(tensor_i64("ax", &[1], &[1]))
+        .output("y")
+        .bytes();
+    let model = Model::from_bytes(m, &ImportOptions::default(), &GuardLimits::default()).unwrap();
+    let inputs = model
+        .parse_inputs(r#"{"inputs": {"ids": [[0, 9, 3, 3, 1]]}}"#)
+        .unwrap();
+    let p = model
+        .compile(std::slice::from_ref(&inputs), &QuantConfig::default())
+        .unwrap();
+    let q = p.run_float(&inputs).unwrap();
+    let f = model.reference().unwrap().run(&inputs.tensors).unwrap();
+    assert!(compare(&["y".into()], &f, &q).max_rel_error() < 0.01);
+    // An id past the table is an error naming the node, not a panic or a clamp.
+    let bad = model
+        .parse_inputs(r#"{"inputs": {"ids": [[0, 10, 3, 3, 1]]}}"#)
+        .unwrap();
+    let e = p.run_float(&bad).unwrap_err().to_string();
+    assert_eq!(e, "node \"g\": index out of range for a table of 10 rows");
+}
