@@ -14,6 +14,7 @@ use crate::ops::linear::{Conv2d, LinearGeom};
 use crate::ops::lut::LutFn;
 use crate::program::{IoSpec, Op, PNode, PROGRAM_VERSION, Program, TensorMeta};
 use crate::tensor::Tensor;
+use crate::wire::{R, W};
 
 const MAGIC: &[u8; 8] = b"AIVMPROG";
 
@@ -160,38 +161,7 @@ impl Program {
     }
 }
 
-struct W(Vec<u8>);
-
 impl W {
-    fn u(&mut self, mut v: u64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.0.push(b);
-                return;
-            }
-            self.0.push(b | 0x80);
-        }
-    }
-    fn i(&mut self, v: i64) {
-        self.u(((v << 1) ^ (v >> 63)) as u64);
-    }
-    fn len(&mut self, v: usize) {
-        self.u(v as u64);
-    }
-    fn str(&mut self, s: &str) {
-        self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    fn usizes(&mut self, v: &[usize]) {
-        self.len(v.len());
-        v.iter().for_each(|&x| self.len(x));
-    }
-    fn i64s(&mut self, v: &[i64]) {
-        self.len(v.len());
-        v.iter().for_each(|&x| self.i(x));
-    }
     fn tensor(&mut self, t: &Tensor<i64>) {
         self.usizes(&t.shape);
         self.i64s(&t.data);
@@ -404,82 +374,7 @@ impl W {
     }
 }
 
-struct R<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-fn short() -> AivmError {
-    AivmError::Decode("the encoding ends early".into())
-}
-
-impl<'a> R<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(short)?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.take(1)?.first().ok_or_else(short)?;
-            v |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                // Canonical form: no redundant trailing zero groups.
-                if b == 0 && shift > 0 {
-                    return Err(AivmError::Decode("non-canonical varint".into()));
-                }
-                return Ok(v);
-            }
-        }
-        Err(AivmError::Decode("varint too long".into()))
-    }
-    fn i(&mut self) -> Result<i64> {
-        let u = self.u()?;
-        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
-    }
-    fn u32(&mut self) -> Result<u32> {
-        u32::try_from(self.u()?).map_err(|_| AivmError::Decode("value too large".into()))
-    }
-    fn i32(&mut self) -> Result<i32> {
-        i32::try_from(self.i()?).map_err(|_| AivmError::Decode("value too large".into()))
-    }
-    /// A length or index: bounded by the bytes left (each element takes at least one byte),
-    /// so a forged length cannot make us allocate.
-    fn len(&mut self) -> Result<usize> {
-        let v = self.u()?;
-        usize::try_from(v).map_err(|_| AivmError::Decode("length too large".into()))
-    }
-    fn count(&mut self) -> Result<usize> {
-        let n = self.len()?;
-        if n > self.b.len() - self.pos {
-            return Err(short());
-        }
-        Ok(n)
-    }
-    fn str(&mut self) -> Result<String> {
-        let n = self.count()?;
-        String::from_utf8(self.take(n)?.to_vec())
-            .map_err(|_| AivmError::Decode("invalid utf-8".into()))
-    }
-    fn usizes(&mut self) -> Result<Vec<usize>> {
-        let n = self.count()?;
-        (0..n).map(|_| self.len()).collect()
-    }
-    fn fixed<const N: usize>(&mut self) -> Result<[usize; N]> {
-        let v = self.usizes()?;
-        v.try_into()
-            .map_err(|_| AivmError::Decode("wrong number of geometry fields".into()))
-    }
-    fn i64s(&mut self) -> Result<Vec<i64>> {
-        let n = self.count()?;
-        (0..n).map(|_| self.i()).collect()
-    }
+impl R<'_> {
     fn tensor(&mut self) -> Result<Tensor<i64>> {
         let shape = self.usizes()?;
         let data = self.i64s()?;

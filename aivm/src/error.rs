@@ -87,6 +87,14 @@ pub enum AivmError {
     #[error("float reference (tract): {0}")]
     Reference(String),
 
+    /// Key generation or proving failed.
+    #[error("proving: {0}")]
+    Prove(String),
+
+    /// A proof did not verify, or its envelope is inconsistent with the model.
+    #[error("invalid proof: {0}")]
+    InvalidProof(String),
+
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -10,6 +10,7 @@
 //! [`Model`] ties the steps together for callers that start from a file.
 
 pub mod accuracy;
+pub mod circuit;
 pub mod encode;
 pub mod error;
 pub mod guard;
@@ -19,9 +20,11 @@ pub mod ir;
 pub mod lower;
 pub mod ops;
 pub mod program;
+pub mod proof;
 pub mod quantize;
 pub mod reference;
 pub mod tensor;
+mod wire;
 
 use std::path::Path;
 

@@ -283,22 +283,7 @@ impl Program {
                 copy::apply(spec, &ins)
             }
             Op::Rescale { shift } => x.iter().map(|&v| rescale(v, *shift)).collect(),
-            Op::Gather { table } => {
-                let rows = table.shape[0];
-                let row: usize = table.shape[1..].iter().product();
-                let mut out = Vec::with_capacity(x.len() * row);
-                for &id in x {
-                    if id < 0 || id as usize >= rows {
-                        return Err(AivmError::IndexOutOfRange {
-                            node: n.name.clone(),
-                            len: rows,
-                        });
-                    }
-                    let r = id as usize;
-                    out.extend_from_slice(&table.data[r * row..(r + 1) * row]);
-                }
-                out
-            }
+            Op::Gather { table } => crate::ops::gather::eval_i(&n.name, table, x)?,
         })
     }
 

@@ -222,6 +222,107 @@ pub fn softmax_i(
     y
 }
 
+use crate::circuit::ctx::{Cell, Ctx};
+use halo2_proofs::plonk::Error;
+
+/// Circuit layout of [`reduce_i`] (+ rescale): sums are dot chains of ones, means divide with
+/// the constant-divisor gadget, maxima use the product-chain maximum.
+pub fn layout_reduce(
+    ctx: &mut Ctx,
+    kind: ReduceKind,
+    groups: &GroupSpec,
+    shift: u32,
+    x: &[Cell],
+    in_bits: u32,
+    out_bits: u32,
+) -> Result<Vec<Cell>, Error> {
+    groups
+        .groups()
+        .iter()
+        .map(|g| {
+            let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
+            match kind {
+                ReduceKind::Max => ctx.max_of(&xs, in_bits),
+                ReduceKind::Sum => {
+                    let terms: Vec<(i128, &Cell)> = xs.iter().map(|c| (1, *c)).collect();
+                    ctx.affine(0, &terms, shift, out_bits)
+                }
+                ReduceKind::Mean => {
+                    let terms: Vec<(i128, &Cell)> = xs.iter().map(|c| (1, *c)).collect();
+                    let (row, acc) = ctx.dot(0, &terms)?;
+                    let d = g.divisor as i128;
+                    ctx.divide_at(row, acc.v, d, d / 2, out_bits)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Circuit layout of [`argmax`]: the one-hot argmax gadget per group.
+pub fn layout_argmax(
+    ctx: &mut Ctx,
+    groups: &GroupSpec,
+    x: &[Cell],
+    in_bits: u32,
+) -> Result<Vec<Cell>, Error> {
+    groups
+        .groups()
+        .iter()
+        .map(|g| {
+            let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
+            ctx.argmax_of(&xs, in_bits)
+        })
+        .collect()
+}
+
+/// Circuit layout of [`softmax_i`]: the group maximum, `x - max` shifted to the table's scale,
+/// clamped below, looked up in the exp table, summed, and divided.
+#[allow(clippy::too_many_arguments)]
+pub fn layout_softmax(
+    ctx: &mut Ctx,
+    tag: u64,
+    groups: &GroupSpec,
+    (in_shift, lo, table): (i32, i64, &[i64]),
+    out_scale: u32,
+    x: &[Cell],
+    in_bits: u32,
+    out_bits: u32,
+) -> Result<Vec<Cell>, Error> {
+    let mut out: Vec<Option<Cell>> = vec![None; x.len()];
+    let top = table.iter().copied().max().unwrap_or(1).max(1) as i128;
+    for g in groups.groups() {
+        let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
+        let m = ctx.max_of(&xs, in_bits)?;
+        let mut es = Vec::with_capacity(xs.len());
+        for xi in &xs {
+            let (t, t_bits) = if in_shift >= 0 {
+                (
+                    ctx.affine(0, &[(1, *xi), (-1, &m)], in_shift as u32, in_bits + 1)?,
+                    in_bits + 1,
+                )
+            } else {
+                let k = in_shift.unsigned_abs();
+                let bits = in_bits + 1 + k;
+                (
+                    ctx.affine(0, &[(1i128 << k, *xi), (-(1i128 << k), &m)], 0, bits)?,
+                    bits,
+                )
+            };
+            let bits = t_bits.max(super::signed_bits(lo as i128)) + 1;
+            let c = ctx.cmp_const(&t, lo as i128, false, bits)?;
+            let e = c.v.map(|cv| table[(cv - lo as i128) as usize] as i128);
+            es.push(ctx.lut(tag, &c, e)?);
+        }
+        let terms: Vec<(i128, &Cell)> = es.iter().map(|e| (1, e)).collect();
+        let (_, s) = ctx.dot(0, &terms)?;
+        let sbits = super::signed_bits(top * es.len() as i128);
+        for (&i, e) in g.members.iter().zip(&es) {
+            out[i] = Some(ctx.softmax_div(e, &s, out_scale, sbits, out_bits)?);
+        }
+    }
+    out.into_iter().map(|c| c.ok_or(Error::Synthesis)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -215,6 +215,31 @@ pub fn max_abs_row(geom: &LinearGeom, w: &[i64], bias: &[i64], in_bound: i128) -
         .unwrap_or(0)
 }
 
+/// Circuit layout: one dot-product chain per output (zero weights skipped: they add nothing),
+/// then the rescale gadget. Constrains exactly [`accumulate_i`] followed by
+/// [`super::rescale`].
+pub fn layout(
+    ctx: &mut crate::circuit::ctx::Ctx,
+    geom: &LinearGeom,
+    weight: &[i64],
+    bias: &[i64],
+    shift: u32,
+    x: &[crate::circuit::ctx::Cell],
+    out_bits: u32,
+) -> Result<Vec<crate::circuit::ctx::Cell>, halo2_proofs::plonk::Error> {
+    (0..geom.out_len())
+        .map(|o| {
+            let mut terms = Vec::new();
+            geom.for_each_term(o, |wi, xi| {
+                if weight[wi] != 0 {
+                    terms.push((weight[wi] as i128, &x[xi]));
+                }
+            });
+            ctx.affine(bias[geom.channel_of(o)] as i128, &terms, shift, out_bits)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,52 @@ pub fn eval_i(x: &[i64], in_shift: i32, lo: i64, table: &[i64]) -> Vec<i64> {
         .collect()
 }
 
+/// Circuit layout of [`eval_i`]: the signed shift (a rescale, or an exact multiplication),
+/// the clamp to the table's domain (two comparisons), then one lookup.
+pub fn layout(
+    ctx: &mut crate::circuit::ctx::Ctx,
+    tag: u64,
+    in_shift: i32,
+    lo: i64,
+    table: &[i64],
+    x: &[crate::circuit::ctx::Cell],
+    in_bits: u32,
+) -> Result<Vec<crate::circuit::ctx::Cell>, halo2_proofs::plonk::Error> {
+    let hi = lo + table.len() as i64 - 1;
+    x.iter()
+        .map(|xi| {
+            let (t, t_bits) = shifted(ctx, xi, in_shift, in_bits)?;
+            let bits = t_bits
+                .max(super::signed_bits(lo as i128))
+                .max(super::signed_bits(hi as i128))
+                + 1;
+            let c = ctx.cmp_const(&t, lo as i128, false, bits)?;
+            let c = ctx.cmp_const(&c, hi as i128, true, bits)?;
+            let y = c.v.map(|cv| table[(cv - lo as i128) as usize] as i128);
+            ctx.lut(tag, &c, y)
+        })
+        .collect()
+}
+
+/// [`shift_signed`] in the circuit, with the bit width of its result.
+pub fn shifted(
+    ctx: &mut crate::circuit::ctx::Ctx,
+    x: &crate::circuit::ctx::Cell,
+    in_shift: i32,
+    in_bits: u32,
+) -> Result<(crate::circuit::ctx::Cell, u32), halo2_proofs::plonk::Error> {
+    use std::cmp::Ordering;
+    match in_shift.cmp(&0) {
+        Ordering::Equal => Ok((x.clone(), in_bits)),
+        Ordering::Greater => Ok((ctx.affine(0, &[(1, x)], in_shift as u32, in_bits)?, in_bits)),
+        Ordering::Less => {
+            let k = in_shift.unsigned_abs();
+            let bits = in_bits + k;
+            Ok((ctx.affine(0, &[(1i128 << k, x)], 0, bits)?, bits))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,16 @@
 
 pub mod copy;
 pub mod elementwise;
+pub mod gather;
 pub mod group;
 pub mod linear;
 pub mod lut;
+
+/// Signed bit width that holds `k`.
+pub fn signed_bits(k: i128) -> u32 {
+    let a = if k < 0 { -(k + 1) } else { k };
+    128 - (a as u128).leading_zeros() + 1
+}
 
 /// Round-half-up rescale by `2^shift`: `floor((v + 2^(shift-1)) / 2^shift)`. This is the one
 /// rounding rule of the AIVM; the circuit proves `v + 2^(shift-1) = q·2^shift + r`, `0 <= r < 2^shift`.

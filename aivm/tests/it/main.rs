@@ -8,6 +8,7 @@ mod digits;
 mod encoding;
 mod fixtures;
 mod op_variants;
+mod proving;
 
 use std::path::{Path, PathBuf};
 

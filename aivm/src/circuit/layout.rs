@@ -1,0 +1,181 @@
+//! Lays out a whole program: inputs (range-checked, then public or packed for hashing), every
+//! node by its op family's layout, and the outputs.
+
+use halo2_proofs::circuit::AssignedCell;
+use halo2_proofs::pasta::Fp;
+use halo2_proofs::plonk::Error;
+
+use super::ctx::{Cell, Ctx, fp};
+use super::tables::Tables;
+use super::{PACK, Visibility, pow2};
+use crate::ops::{elementwise, gather, group, linear, lut};
+use crate::program::{Op, Program};
+use crate::tensor::numel;
+
+/// The cells a layout exposes to the instance.
+pub struct Laid {
+    pub inputs: Vec<Vec<Cell>>,
+    pub outputs: Vec<Vec<Cell>>,
+    /// Packed input elements, for the Poseidon commitment (hashed inputs only).
+    pub packed: Vec<AssignedCell<Fp, Fp>>,
+}
+
+pub fn layout(
+    ctx: &mut Ctx,
+    program: &Program,
+    tables: &Tables,
+    visibility: Visibility,
+    inputs: Option<&[Vec<i64>]>,
+) -> Result<Laid, Error> {
+    let mut cells: Vec<Option<Vec<Cell>>> = vec![None; program.tensors.len()];
+    let mut input_cells = Vec::with_capacity(program.inputs.len());
+    for (k, io) in program.inputs.iter().enumerate() {
+        let meta = &program.tensors[io.tensor];
+        let vals = inputs.map(|i| &i[k]);
+        let c = (0..numel(&meta.shape))
+            .map(|i| ctx.new_signed(vals.map(|v| v[i] as i128), meta.bits))
+            .collect::<Result<Vec<_>, _>>()?;
+        cells[io.tensor] = Some(c.clone());
+        input_cells.push(c);
+    }
+    let mut packed = Vec::new();
+    if visibility == Visibility::Hashed {
+        let flat: Vec<(u32, &Cell)> = program
+            .inputs
+            .iter()
+            .zip(&input_cells)
+            .flat_map(|(io, c)| c.iter().map(move |c| (program.tensors[io.tensor].bits, c)))
+            .collect();
+        for chunk in flat.chunks(PACK) {
+            let bias = chunk
+                .iter()
+                .enumerate()
+                .fold(Fp::zero(), |a, (i, (bits, _))| {
+                    a + fp(1i128 << (bits - 1)) * pow2(32 * i as u32)
+                });
+            let terms: Vec<(Fp, &Cell)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (_, c))| (pow2(32 * i as u32), *c))
+                .collect();
+            if let Some(p) = ctx.dot_field(bias, &terms)? {
+                packed.push(p);
+            }
+        }
+    }
+    for (ni, n) in program.nodes.iter().enumerate() {
+        let ins: Vec<&[Cell]> = n
+            .inputs
+            .iter()
+            .map(|&t| cells[t].as_deref().ok_or(Error::Synthesis))
+            .collect::<Result<_, _>>()?;
+        let in_bits: Vec<u32> = n.inputs.iter().map(|&t| program.tensors[t].bits).collect();
+        let out = &program.tensors[n.output];
+        let tag = tables.node_tag[ni];
+        let y = match &n.op {
+            Op::Linear {
+                geom,
+                weight,
+                bias,
+                shift,
+            } => linear::layout(ctx, geom, weight, bias, *shift, ins[0], out.bits)?,
+            Op::Affine { mul, add, shift } => elementwise::layout_affine(
+                ctx,
+                &program.tensors[n.inputs[0]].shape,
+                mul.as_ref(),
+                add.as_ref(),
+                *shift,
+                ins[0],
+                out.bits,
+            )?,
+            Op::Binary {
+                kind,
+                la,
+                lb,
+                shift,
+            } => elementwise::layout_binary(
+                ctx,
+                *kind,
+                (*la, *lb, *shift),
+                (ins[0], &program.tensors[n.inputs[0]].shape),
+                (ins[1], &program.tensors[n.inputs[1]].shape),
+                &out.shape,
+                out.bits,
+            )?,
+            Op::Relu => ins[0]
+                .iter()
+                .map(|x| ctx.cmp_const(x, 0, false, in_bits[0]))
+                .collect::<Result<_, _>>()?,
+            Op::LeakyRelu { alpha, alpha_scale } => {
+                elementwise::layout_leaky(ctx, *alpha, *alpha_scale, ins[0], in_bits[0], out.bits)?
+            }
+            Op::Clip { lo, hi } => elementwise::layout_clip(ctx, *lo, *hi, ins[0], in_bits[0])?,
+            Op::Lut {
+                in_shift,
+                lo,
+                table,
+                ..
+            } => lut::layout(
+                ctx,
+                tag.ok_or(Error::Synthesis)?,
+                *in_shift,
+                *lo,
+                table,
+                ins[0],
+                in_bits[0],
+            )?,
+            Op::Softmax {
+                groups,
+                in_shift,
+                lo,
+                table,
+                out_scale,
+            } => group::layout_softmax(
+                ctx,
+                tag.ok_or(Error::Synthesis)?,
+                groups,
+                (*in_shift, *lo, table),
+                *out_scale,
+                ins[0],
+                in_bits[0],
+                out.bits,
+            )?,
+            Op::Reduce {
+                kind,
+                groups,
+                shift,
+            } => group::layout_reduce(ctx, *kind, groups, *shift, ins[0], in_bits[0], out.bits)?,
+            Op::ArgMax { groups } => group::layout_argmax(ctx, groups, ins[0], in_bits[0])?,
+            Op::Copy { spec } => spec
+                .sources(ins[0].len())
+                .into_iter()
+                .map(|(k, i)| ins[k][i].clone())
+                .collect(),
+            Op::Rescale { shift } => ins[0]
+                .iter()
+                .map(|x| ctx.affine(0, &[(1, x)], *shift, out.bits))
+                .collect::<Result<_, _>>()?,
+            Op::Gather { table } => {
+                gather::layout(ctx, tag.ok_or(Error::Synthesis)?, table, ins[0])?
+            }
+        };
+        debug_assert_eq!(
+            y.len(),
+            numel(&out.shape),
+            "node {} ({})",
+            n.name,
+            n.op.kind()
+        );
+        cells[n.output] = Some(y);
+    }
+    let outputs = program
+        .outputs
+        .iter()
+        .map(|o| cells[o.tensor].clone().ok_or(Error::Synthesis))
+        .collect::<Result<_, _>>()?;
+    Ok(Laid {
+        inputs: input_cells,
+        outputs,
+        packed,
+    })
+}
