@@ -13,6 +13,7 @@ pub mod accuracy;
 pub mod circuit;
 pub mod encode;
 pub mod error;
+pub mod gas;
 pub mod guard;
 pub mod input;
 pub mod inspect;
@@ -86,12 +87,29 @@ impl Model {
 
     /// Calibrates on the samples and quantizes.
     pub fn compile(&self, samples: &[Inputs], cfg: &QuantConfig) -> Result<Program> {
+        let cal = self.calibrate(samples)?;
+        quantize::quantize(&self.graph, &cal, cfg)
+    }
+
+    /// Runs the float graph on the samples and records every value's magnitude.
+    pub fn calibrate(&self, samples: &[Inputs]) -> Result<Calibration> {
         let data: Vec<Vec<Vec<f64>>> = samples
             .iter()
             .map(|s| s.tensors.iter().map(|t| t.data.clone()).collect())
             .collect();
-        let cal = quantize::calibrate(&self.graph, &data)?;
-        quantize::quantize(&self.graph, &cal, cfg)
+        quantize::calibrate(&self.graph, &data)
+    }
+
+    /// Quantizes with a given calibration (e.g. one recorded next to a proof).
+    pub fn compile_with(&self, cal: &Calibration, cfg: &QuantConfig) -> Result<Program> {
+        if cal.max_abs.len() != self.graph.values.len() {
+            return Err(AivmError::Quantize(format!(
+                "the calibration describes {} values but the model has {}",
+                cal.max_abs.len(),
+                self.graph.values.len()
+            )));
+        }
+        quantize::quantize(&self.graph, cal, cfg)
     }
 
     /// The float reference (tract) for this model's input shapes.

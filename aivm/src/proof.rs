@@ -157,6 +157,12 @@ impl Keys {
         }
     }
 
+    /// A digest of the verifying key (blake3 of its pinned form): two parties derived the same
+    /// key exactly when their digests are equal.
+    pub fn vk_digest(&self) -> [u8; 32] {
+        *blake3::hash(format!("{:?}", self.vk.pinned()).as_bytes()).as_bytes()
+    }
+
     pub fn visibility(&self) -> Visibility {
         self.circuit.visibility
     }
@@ -210,6 +216,7 @@ impl Keys {
             input: public_inputs,
             outputs,
             proof: transcript.finalize(),
+            compile: None,
         })
     }
 
@@ -315,8 +322,17 @@ pub enum PublicInput {
     Commitment([u8; 32]),
 }
 
+/// How a program was compiled from an ONNX file, recorded next to a proof made from the ONNX
+/// file directly (a package carries its program instead). With the ONNX file it determines the
+/// program, so a verifier can rebuild it without the inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompileRecord {
+    pub quant: crate::QuantConfig,
+    pub calibration: crate::Calibration,
+}
+
 /// A proof with its public inputs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Proof {
     pub model_id: ModelId,
     pub k: u32,
@@ -325,6 +341,8 @@ pub struct Proof {
     pub input: PublicInput,
     pub outputs: Vec<Vec<i64>>,
     pub proof: Vec<u8>,
+    /// Present for proofs made from an ONNX file (JSON form only).
+    pub compile: Option<CompileRecord>,
 }
 
 /// The JSON envelope of a proof.
@@ -337,6 +355,8 @@ struct Envelope {
     input_visibility: Visibility,
     public_inputs: PublicJson,
     proof: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    compile: Option<CompileRecord>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -388,6 +408,7 @@ impl Proof {
                 outputs: self.outputs.clone(),
             },
             proof: base64::engine::general_purpose::STANDARD.encode(&self.proof),
+            compile: self.compile.clone(),
         };
         serde_json::to_string_pretty(&env).expect("serialisable")
     }
@@ -436,6 +457,7 @@ impl Proof {
             proof: base64::engine::general_purpose::STANDARD
                 .decode(env.proof.as_bytes())
                 .map_err(|_| AivmError::InvalidProof("the proof is not valid base64".into()))?,
+            compile: env.compile,
         })
     }
 
@@ -518,6 +540,7 @@ impl Proof {
             input,
             outputs,
             proof,
+            compile: None,
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::program::{IoSpec, Op, PNode, Program, TensorMeta};
 use crate::tensor::{Tensor, numel};
 
 /// Quantization settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantConfig {
     /// Signed bit width of activations.
     pub act_bits: u32,
@@ -59,8 +59,9 @@ impl QuantConfig {
     }
 }
 
-/// Per-value calibrated magnitudes: the largest `|x|` seen over the samples.
-#[derive(Clone, Debug, PartialEq)]
+/// Per-value calibrated magnitudes: the largest `|x|` seen over the samples. Together with a
+/// [`QuantConfig`] and the model it determines the program exactly.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Calibration {
     pub max_abs: Vec<f64>,
     pub samples: usize,

@@ -1,0 +1,217 @@
+//! `lightchain prove`: a halo2 proof of one inference.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use lightchain_aivm::circuit::Visibility;
+use lightchain_aivm::proof::{Keys, ParamsCache};
+use serde::Serialize;
+
+use crate::cmd::model::{ModelArgs, QuantArgs, Source, read_inputs};
+use crate::shell::{Human, Shell, shape};
+
+/// Input visibility on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InputVisibility {
+    /// The inputs are public inputs of the proof.
+    Public,
+    /// Only a salted Poseidon commitment to the inputs is public.
+    Hashed,
+}
+
+impl From<InputVisibility> for Visibility {
+    fn from(v: InputVisibility) -> Self {
+        match v {
+            InputVisibility::Public => Visibility::Public,
+            InputVisibility::Hashed => Visibility::Hashed,
+        }
+    }
+}
+
+/// Prove one inference of a model with halo2 (IPA over Pasta).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  lightchain prove fixtures/digits_mlp/model.onnx --input fixtures/digits_mlp/input.json -o proof.json
+  lightchain prove model.onnx -i input.json --input-visibility hashed --nonce 00ff...
+  lightchain verify fixtures/digits_mlp/model.onnx --proof proof.json
+
+Parameters are generated once per circuit size and cached in $LIGHTCHAIN_PARAMS_DIR
+(default ~/.cache/lightchain/params).")]
+pub struct ProveArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The input file (JSON).
+    #[arg(long, short = 'i', value_name = "INPUT.json")]
+    pub input: PathBuf,
+    /// Where to write the proof.
+    #[arg(long, short = 'o', value_name = "PROOF", default_value = "proof.json")]
+    pub out: PathBuf,
+    /// Whether the inputs are public or only committed to (default public; a package sets its
+    /// own).
+    #[arg(long, value_enum)]
+    pub input_visibility: Option<InputVisibility>,
+    /// The task nonce the proof is bound to (64 hex digits; random by default).
+    #[arg(long, value_name = "HEX")]
+    pub nonce: Option<String>,
+    /// Write the compact binary form instead of JSON.
+    #[arg(long)]
+    pub binary: bool,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+}
+
+#[derive(Serialize)]
+struct Seconds {
+    compile: f64,
+    keygen: f64,
+    witness: f64,
+    prove: f64,
+}
+
+#[derive(Serialize)]
+struct OutputReport {
+    name: String,
+    shape: Vec<usize>,
+    values: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct ProveReport {
+    proof: String,
+    model_id: String,
+    k: u32,
+    input_visibility: Visibility,
+    proof_bytes: usize,
+    seconds: Seconds,
+    outputs: Vec<OutputReport>,
+}
+
+impl Human for ProveReport {
+    fn human(&self, out: &mut String) {
+        out.push_str(&format!(
+            "proof     {} ({} bytes, k = {}, {} inputs)\n",
+            self.proof, self.proof_bytes, self.k, self.input_visibility
+        ));
+        out.push_str(&format!("model id  {}\n", self.model_id));
+        let s = &self.seconds;
+        out.push_str(&format!(
+            "time      compile {:.2}s, keygen {:.2}s, witness {:.3}s, prove {:.2}s\n",
+            s.compile, s.keygen, s.witness, s.prove
+        ));
+        for o in &self.outputs {
+            let v: Vec<String> = o
+                .values
+                .iter()
+                .take(10)
+                .map(|x| format!("{x:.5}"))
+                .collect();
+            let more = if o.values.len() > 10 {
+                format!(", ... ({} more)", o.values.len() - 10)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "output    {} {} [{}{more}]\n",
+                o.name,
+                shape(&o.shape),
+                v.join(", ")
+            ));
+        }
+    }
+}
+
+pub fn parse_nonce(s: &str) -> anyhow::Result<[u8; 32]> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    anyhow::ensure!(s.len() == 64 && s.is_ascii(), "a nonce is 64 hex digits");
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).context("a nonce is 64 hex digits")?;
+    }
+    Ok(out)
+}
+
+impl ProveArgs {
+    pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
+        let pb = shell.progress(4, "compile");
+        let t = Instant::now();
+        let source = self.model.source()?;
+        let input = read_inputs(source.model(), &self.input)?;
+        let (program, record) = source.program(&input, &self.quant)?;
+        let visibility = match (&source, self.input_visibility) {
+            (Source::Package(p), v) => {
+                let pv = p.info.input_visibility;
+                if let Some(v) = v {
+                    anyhow::ensure!(
+                        Visibility::from(v) == pv,
+                        "the package proves with {pv} inputs (set in its manifest)"
+                    );
+                }
+                pv
+            }
+            (Source::Onnx(_), v) => v.map_or(Visibility::Public, Visibility::from),
+        };
+        let compile = t.elapsed().as_secs_f64();
+        pb.inc(1);
+        pb.set_message("keygen");
+        let t = Instant::now();
+        let keys = Keys::derive(program.clone(), visibility, &ParamsCache::from_env(), true)
+            .context("key generation failed")?;
+        let keygen = t.elapsed().as_secs_f64();
+        pb.inc(1);
+        pb.set_message("witness");
+        let t = Instant::now();
+        let q = program.quantize_inputs(&input)?;
+        program.execute(&q).context("the integer executor failed")?;
+        let witness = t.elapsed().as_secs_f64();
+        pb.inc(1);
+        pb.set_message("proving");
+        let nonce = match &self.nonce {
+            Some(s) => parse_nonce(s)?,
+            None => {
+                let mut n = [0u8; 32];
+                rand_core::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut n)
+                    .context("no system randomness")?;
+                n
+            }
+        };
+        let t = Instant::now();
+        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        let mut proof = keys.prove(&q, nonce, &mut rng).context("proving failed")?;
+        let prove = t.elapsed().as_secs_f64();
+        pb.finish_and_clear();
+        proof.compile = record;
+        let bytes = if self.binary {
+            proof.to_bytes()
+        } else {
+            proof.to_json().into_bytes()
+        };
+        std::fs::write(&self.out, &bytes)
+            .with_context(|| format!("cannot write {}", self.out.display()))?;
+        let outputs = program
+            .outputs
+            .iter()
+            .zip(program.dequantize_outputs(&proof.outputs))
+            .map(|(io, t)| OutputReport {
+                name: io.name.clone(),
+                shape: t.shape,
+                values: t.data,
+            })
+            .collect();
+        shell.emit(&ProveReport {
+            proof: self.out.display().to_string(),
+            model_id: proof.model_id.to_string(),
+            k: proof.k,
+            input_visibility: proof.visibility,
+            proof_bytes: proof.proof.len(),
+            seconds: Seconds {
+                compile,
+                keygen,
+                witness,
+                prove,
+            },
+            outputs,
+        })
+    }
+}
