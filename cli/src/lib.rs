@@ -25,8 +25,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(cmd::init::InitArgs),
     Inspect(cmd::inspect::InspectArgs),
     Run(cmd::run::RunArgs),
+    Prove(cmd::prove::ProveArgs),
+    Verify(cmd::verify::VerifyArgs),
+    Package(cmd::package::PackageArgs),
+    Test(cmd::test::TestArgs),
+    Bench(cmd::bench::BenchArgs),
+    #[command(hide = true)]
+    BenchOne(cmd::bench::BenchOneArgs),
 }
 
 /// Exit status of a failed command (usage errors exit with 2, from clap).
@@ -37,8 +45,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let shell = Shell::new(&cli.global);
     let result = match cli.command {
+        Command::Init(a) => a.run(&shell),
         Command::Inspect(a) => a.run(&shell),
+        Command::Package(a) => a.run(&shell),
+        Command::Test(a) => a.run(&shell),
         Command::Run(a) => a.run(&shell),
+        Command::Prove(a) => a.run(&shell),
+        Command::Verify(a) => a.run(&shell),
+        Command::Bench(a) => a.run(&shell),
+        Command::BenchOne(a) => a.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

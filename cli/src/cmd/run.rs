@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use lightchain_aivm::Tensor;
 use lightchain_aivm::accuracy::{self, Accuracy, argmax_rows};
-use lightchain_aivm::{QuantConfig, Tensor};
 use serde::Serialize;
 
-use crate::cmd::model::ModelArgs;
+use crate::cmd::model::{ModelArgs, QuantArgs, read_inputs};
 use crate::shell::{Human, Shell, shape};
 
 /// Run a model with the AIVM integer executor and with tract in float, and compare them.
@@ -25,13 +25,8 @@ pub struct RunArgs {
     /// The input file (JSON).
     #[arg(long, short = 'i', value_name = "INPUT.json")]
     pub input: PathBuf,
-    /// Use one fixed-point scale (fractional bits) for every tensor instead of calibrated
-    /// per-tensor scales.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=24))]
-    pub scale: Option<u32>,
-    /// Extra input files to calibrate on (the run's own input is always used).
-    #[arg(long, value_name = "FILE")]
-    pub calibrate: Vec<PathBuf>,
+    #[command(flatten)]
+    pub quant: QuantArgs,
 }
 
 #[derive(Serialize)]
@@ -100,25 +95,10 @@ impl Human for RunReport {
 
 impl RunArgs {
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
-        let model = self.model.load()?;
-        let read = |p: &PathBuf| -> anyhow::Result<lightchain_aivm::Inputs> {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            model
-                .parse_inputs(&text)
-                .with_context(|| format!("invalid input file {}", p.display()))
-        };
-        let input = read(&self.input)?;
-        let mut samples = vec![input.clone()];
-        for p in &self.calibrate {
-            samples.push(read(p)?);
-        }
-        let cfg = self
-            .scale
-            .map_or_else(QuantConfig::default, QuantConfig::fixed);
-        let program = model
-            .compile(&samples, &cfg)
-            .context("failed to quantize the model")?;
+        let source = self.model.source()?;
+        let model = source.model();
+        let input = read_inputs(model, &self.input)?;
+        let (program, _) = source.program(&input, &self.quant)?;
         let aivm = program
             .run_float(&input)
             .context("the integer executor failed")?;

@@ -2,6 +2,8 @@
 //! project folder and runs the real binary there, so that paths in the output are stable.
 
 mod inspect_run;
+mod packaging;
+mod prove_verify;
 
 use std::path::{Path, PathBuf};
 

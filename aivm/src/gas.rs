@@ -1,0 +1,122 @@
+//! Smart gas: the fee of a task as a deterministic function of the program and its input shape.
+//!
+//! Gas counts what a task costs validators: the proof's domain (`2^k` rows, which sets proving
+//! time and memory), the multiply-accumulates the executor runs, the lookups, the bytes that
+//! travel in and out, and the verification every other validator does. Everything is computed
+//! from the program (whose shapes are fixed) and the input visibility, never from input values,
+//! so the quote before a task is exactly the charge after it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::circuit::{AivmCircuit, Visibility};
+use crate::program::{Op, Program};
+use crate::tensor::numel;
+
+/// Version of the gas schedule; part of every quote.
+pub const GAS_SCHEDULE_VERSION: u32 = 1;
+
+/// Prices of the gas schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GasSchedule {
+    pub version: u32,
+    /// Every task.
+    pub base: u64,
+    /// Per row of the proof's domain (`2^k`).
+    pub per_domain_row: u64,
+    /// Per multiply-accumulate executed.
+    pub per_mac: u64,
+    /// Per table lookup (activations, embeddings).
+    pub per_lookup: u64,
+    /// Per byte of input and output.
+    pub per_byte: u64,
+    /// Verification by each other validator: a fixed part and a part per public input.
+    pub verify_base: u64,
+    pub per_public_input: u64,
+}
+
+/// The schedule in force.
+pub const SCHEDULE: GasSchedule = GasSchedule {
+    version: GAS_SCHEDULE_VERSION,
+    base: 21_000,
+    per_domain_row: 16,
+    per_mac: 1,
+    per_lookup: 4,
+    per_byte: 8,
+    verify_base: 30_000,
+    per_public_input: 100,
+};
+
+/// A gas quote: the measured quantities and what each costs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GasReport {
+    pub schedule: u32,
+    pub k: u32,
+    pub rows: u64,
+    pub macs: u64,
+    pub lookups: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub public_inputs: u64,
+    pub prove_gas: u64,
+    pub exec_gas: u64,
+    pub io_gas: u64,
+    pub verify_gas: u64,
+    pub total: u64,
+}
+
+/// Meters a program with the schedule in force.
+pub fn meter(program: &Program, visibility: Visibility) -> GasReport {
+    meter_with(&SCHEDULE, program, visibility)
+}
+
+/// Meters a program with a given schedule.
+pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) -> GasReport {
+    let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), visibility);
+    let k = circuit.min_k();
+    let rows = circuit.rows().0 as u64;
+    let macs = program.macs();
+    let lookups = program
+        .nodes
+        .iter()
+        .map(|n| match &n.op {
+            Op::Lut { .. } | Op::Softmax { .. } | Op::Gather { .. } => {
+                numel(&program.tensors[n.output].shape) as u64
+            }
+            _ => 0,
+        })
+        .sum::<u64>();
+    let elems = |ios: &[crate::program::IoSpec]| {
+        ios.iter()
+            .map(|io| numel(&program.tensors[io.tensor].shape) as u64)
+            .sum::<u64>()
+    };
+    let (n_in, n_out) = (elems(&program.inputs), elems(&program.outputs));
+    let bytes_in = 8 * n_in;
+    let bytes_out = 8 * n_out;
+    let public_inputs = 1
+        + n_out
+        + if visibility == Visibility::Public {
+            n_in
+        } else {
+            1
+        };
+    let prove_gas = s.per_domain_row * (1u64 << k);
+    let exec_gas = s.per_mac * macs + s.per_lookup * lookups;
+    let io_gas = s.per_byte * (bytes_in + bytes_out);
+    let verify_gas = s.verify_base + s.per_public_input * public_inputs;
+    GasReport {
+        schedule: s.version,
+        k,
+        rows,
+        macs,
+        lookups,
+        bytes_in,
+        bytes_out,
+        public_inputs,
+        prove_gas,
+        exec_gas,
+        io_gas,
+        verify_gas,
+        total: s.base + prove_gas + exec_gas + io_gas + verify_gas,
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Builds the models of the `lightchain init` templates from the fixtures.
+
+Each template model is a fixture model whose batch dimension (and, for the text classifier, the
+sequence length) is made symbolic, so that `lightchain profile` can measure the model at several
+input sizes; the manifest fixes the size a package is built for. Test vectors are fixture inputs.
+Run from the repository root: python templates/make_templates.py (needs the `onnx` package).
+"""
+import os
+import shutil
+
+import onnx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "fixtures")
+TPL = os.path.join(ROOT, "templates")
+
+
+def symbolic(src, dst, dims):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    """Copies an ONNX model, naming the given (input/output name, axis) dims symbolically."""
+    m = onnx.load(src)
+    for vi in list(m.graph.input) + list(m.graph.output):
+        for (name, axis, param) in dims:
+            if vi.name == name:
+                d = vi.type.tensor_type.shape.dim[axis]
+                d.ClearField("dim_value")
+                d.dim_param = param
+    del m.graph.value_info[:]
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, dst)
+
+
+def copy(name, files):
+    for src, dst in files:
+        out = os.path.join(TPL, name, dst)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        shutil.copyfile(os.path.join(FIX, src), out)
+
+
+symbolic(os.path.join(FIX, "digits_mlp/model.onnx"), os.path.join(TPL, "digits/model.onnx"),
+         [("x", 0, "batch"), ("logits", 0, "batch")])
+copy("digits", [("digits_mlp/input.json", "tests/seven.json"), ("digits_mlp/expected.json", "tests/seven.expected.json"),
+                ("digits_mlp/input_1.json", "tests/six.json"), ("digits_mlp/input_2.json", "tests/three.json")])
+
+symbolic(os.path.join(FIX, "sentiment_embed/model.onnx"), os.path.join(TPL, "sentiment/model.onnx"),
+         [("tokens", 0, "batch"), ("tokens", 1, "seq"), ("logits", 0, "batch")])
+copy("sentiment", [("sentiment_embed/input.json", "tests/negative.json"),
+                   ("sentiment_embed/expected.json", "tests/negative.expected.json"),
+                   ("sentiment_embed/input_1.json", "tests/positive.json"),
+                   ("sentiment_embed/input_2.json", "tests/positive-2.json")])
+
+symbolic(os.path.join(FIX, "fraud_tabular/model.onnx"), os.path.join(TPL, "fraud/model.onnx"),
+         [("features", 0, "batch"), ("probs", 0, "batch")])
+copy("fraud", [("fraud_tabular/input.json", "tests/legit.json"), ("fraud_tabular/expected.json", "tests/legit.expected.json"),
+               ("fraud_tabular/input_1.json", "tests/fraud.json"), ("fraud_tabular/input_2.json", "tests/legit-2.json")])
+print("templates updated")
