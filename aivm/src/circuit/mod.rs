@@ -130,6 +130,23 @@ impl AivmCircuit {
         (main + 1 + hashes * ROWS_PER_HASH, table)
     }
 
+    /// Computes every cell value of the main region from the witness without a prover (the
+    /// witness-generation part of proving, on its own); returns the rows used.
+    pub fn generate_witness(&self) -> Result<usize, Error> {
+        let mut cs = ConstraintSystem::default();
+        let cfg = Config::configure(&mut cs);
+        let mut ctx = Ctx::new(&cfg, None, None);
+        let inputs = self.witness.as_ref().map(|w| w.inputs.as_slice());
+        layout::layout(
+            &mut ctx,
+            &self.program,
+            &self.tables,
+            self.visibility,
+            inputs,
+        )?;
+        Ok(ctx.row)
+    }
+
     /// The smallest `k` whose `2^k` rows hold the circuit and its tables with blinding rows.
     pub fn min_k(&self) -> u32 {
         let mut cs = ConstraintSystem::<Fp>::default();

@@ -1,10 +1,13 @@
 //! One module per command.
 
 pub mod bench;
+pub mod estimate;
+pub mod gas_snapshot;
 pub mod init;
 pub mod inspect;
 pub mod model;
 pub mod package;
+pub mod profile;
 pub mod prove;
 pub mod run;
 pub mod test;

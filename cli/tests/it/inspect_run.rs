@@ -102,7 +102,19 @@ fn errors_for_bad_models_are_clear() {
 #[test]
 fn help_has_examples() {
     let p = Project::new();
-    for cmd in ["inspect", "run"] {
+    for cmd in [
+        "inspect",
+        "run",
+        "prove",
+        "verify",
+        "init",
+        "package",
+        "test",
+        "profile",
+        "estimate",
+        "gas-snapshot",
+        "bench",
+    ] {
         let (code, out, _) = p.run(&[cmd, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Examples:"), "{cmd} --help lacks examples");
