@@ -10,8 +10,9 @@
 //!   rescale, any positive constant for a mean) with rounding offset `c0`; `v` is the remainder,
 //!   range-checked in the same row; `div_hi` checks `c1 - 1 - v` in the next row when `c1` is
 //!   not a power of two.
-//! - `rng`: `v + c2 = Σ limb_j·256^j`; every limb is looked up in the range table under its
-//!   fixed tag (`tag` bits allowed; tag 0 forces the limb to 0), so `v + c2 ∈ [0, 2^bits)`.
+//! - `rng`: `v + c2 = Σ limb_j·2^(b·j)` (weights fixed per row, `b` the circuit's limb width);
+//!   every limb is looked up in the range table under its fixed tag (`tag` bits allowed; tag 0
+//!   forces the limb to 0), so `v + c2 ∈ [0, 2^bits)`.
 //!   `rng_cont` continues a value wider than 32 bits into the next row; `rng2` checks two values
 //!   of up to 16 bits (the remainder `v` and the output `y + c2`) in one row.
 //! - `mul`: `acc = lane0·lane1`.
@@ -33,10 +34,11 @@ use halo2_proofs::poly::Rotation;
 
 /// Lanes of the dot-product gate.
 pub const LANES: usize = 8;
-/// Range-check limbs per row (8 bits each).
+/// Range-check limbs per row.
 pub const LIMBS: usize = 4;
-/// Bits of one limb.
-pub const LIMB_BITS: u32 = 8;
+/// Largest limb width. A circuit uses 8-bit limbs, or 7 or 6 bits when that lets a small
+/// model fit a smaller domain (the range table has `2^(bits+1) - 1` rows).
+pub const MAX_LIMB_BITS: u32 = 8;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -48,6 +50,8 @@ pub struct Config {
     pub w: [Column<Fixed>; LANES],
     pub c: [Column<Fixed>; 3],
     pub tag: [Column<Fixed>; LIMBS],
+    /// Per-row weights of the limbs (`2^(bits·j)`), and of the next row in a continued check.
+    pub lw: [Column<Fixed>; LIMBS + 1],
     pub ftag: Column<Fixed>,
     pub instance: Column<Instance>,
 
@@ -94,6 +98,7 @@ impl Config {
         let w = [(); LANES].map(|_| meta.fixed_column());
         let cc = [(); 3].map(|_| meta.fixed_column());
         let tag = [(); LIMBS].map(|_| meta.fixed_column());
+        let lw = [(); LIMBS + 1].map(|_| meta.fixed_column());
         let ftag = meta.fixed_column();
         let instance = meta.instance_column();
         for col in lane.iter().chain([&acc, &y, &v]) {
@@ -110,6 +115,7 @@ impl Config {
             w,
             c: cc,
             tag,
+            lw,
             ftag,
             instance,
             q_dot: meta.selector(),
@@ -185,10 +191,7 @@ impl Config {
         });
         let limbs = |m: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>, from: usize, to: usize| {
             (from..to)
-                .map(|j| {
-                    m.query_advice(cfg.limb[j], Rotation::cur())
-                        * c(1u64 << (LIMB_BITS * (j - from) as u32))
-                })
+                .map(|j| m.query_advice(cfg.limb[j], Rotation::cur()) * m.query_fixed(cfg.lw[j]))
                 .reduce(|a, b| a + b)
                 .expect("at least one limb")
         };
@@ -205,7 +208,8 @@ impl Config {
             let vn = m.query_advice(cfg.v, Rotation::next());
             let c2 = m.query_fixed(cfg.c[2]);
             let l = limbs(m, 0, LIMBS);
-            Constraints::with_selector(q, [v + c2 - l - vn * c(1u64 << 32)])
+            let span = m.query_fixed(cfg.lw[LIMBS]);
+            Constraints::with_selector(q, [v + c2 - l - vn * span])
         });
         meta.create_gate("rng2", |m| {
             let q = m.query_selector(cfg.q_rng2);

@@ -12,7 +12,7 @@ use halo2_proofs::pasta::Fp;
 use halo2_proofs::plonk::{Advice, Column, Error, Fixed, Selector};
 
 use super::Tamper;
-use super::config::{Config, LANES, LIMB_BITS, LIMBS};
+use super::config::{Config, LANES, LIMBS};
 
 /// An exact integer as a field element.
 pub fn fp(v: i128) -> Fp {
@@ -48,6 +48,8 @@ pub struct Ctx<'r, 'a> {
     pub row: usize,
     pub tamper: Option<&'r Tamper>,
     pub counters: Counters,
+    /// Width of a range-check limb.
+    pub lb: u32,
 }
 
 impl<'r, 'a> Ctx<'r, 'a> {
@@ -55,6 +57,7 @@ impl<'r, 'a> Ctx<'r, 'a> {
         cfg: &'r Config,
         region: Option<&'r mut Region<'a, Fp>>,
         tamper: Option<&'r Tamper>,
+        lb: u32,
     ) -> Self {
         Ctx {
             cfg,
@@ -63,6 +66,7 @@ impl<'r, 'a> Ctx<'r, 'a> {
             row: 0,
             tamper,
             counters: Counters::default(),
+            lb,
         }
     }
 
@@ -143,8 +147,8 @@ impl<'r, 'a> Ctx<'r, 'a> {
 
     // ---- range checks -------------------------------------------------------------------
 
-    /// Fills limbs `from..from+n` of `row` with the little-endian 8-bit limbs of `u` and tags
-    /// that allow exactly `bits` bits (higher limbs get tag 0, which forces them to 0).
+    /// Fills limbs `from..from+n` of `row` with the little-endian limbs of `u`, their weights, and
+    /// tags that allow exactly `bits` bits (higher limbs get tag 0, which forces them to 0).
     fn limbs(
         &mut self,
         row: usize,
@@ -153,11 +157,13 @@ impl<'r, 'a> Ctx<'r, 'a> {
         from: usize,
         n: usize,
     ) -> Result<(), Error> {
+        let lb = self.lb;
         for j in 0..n {
-            let lo = LIMB_BITS * j as u32;
-            let tag = bits.saturating_sub(lo).min(LIMB_BITS);
+            let lo = lb * j as u32;
+            let tag = bits.saturating_sub(lo).min(lb);
             self.fixed(self.cfg.tag[from + j], row, Fp::from(tag as u64))?;
-            let limb = u.map(|u| ((u >> lo) & 0xff) as i128);
+            self.fixed(self.cfg.lw[from + j], row, Fp::from(1u64 << lo))?;
+            let limb = u.map(|u| ((u >> lo) & ((1u128 << lb) - 1)) as i128);
             self.advice(self.cfg.limb[from + j], row, limb)?;
         }
         Ok(())
@@ -174,12 +180,13 @@ impl<'r, 'a> Ctx<'r, 'a> {
     ) -> Result<(), Error> {
         let u = val.map(|v| (v + offset) as u128);
         self.fixed(self.cfg.c[2], row, fp(offset))?;
-        let span = LIMB_BITS * LIMBS as u32;
+        let span = self.lb * LIMBS as u32;
         if bits <= span {
             self.enable(self.cfg.q_rng, row)?;
             return self.limbs(row, u, bits, 0, LIMBS);
         }
         self.enable(self.cfg.q_rng_cont, row)?;
+        self.fixed(self.cfg.lw[LIMBS], row, fp(1i128 << span))?;
         self.limbs(row, u, span, 0, LIMBS)?;
         let hi_row = self.next_row();
         let hi = u.map(|u| (u >> span) as i128);
@@ -291,7 +298,7 @@ impl<'r, 'a> Ctx<'r, 'a> {
         };
         self.advice(cfg.v, row, r)?;
         let qu = q.map(|q| (q + (1i128 << (out_bits - 1))) as u128);
-        let together = rbits <= 16 && out_bits <= 16 && !wrapped;
+        let together = rbits <= 2 * self.lb && out_bits <= 2 * self.lb && !wrapped;
         if together {
             // Remainder and output checked together in this row.
             self.enable(cfg.q_rng2, row)?;

@@ -79,21 +79,37 @@ pub struct AivmCircuit {
     pub program: Arc<Program>,
     pub tables: Arc<Tables>,
     pub visibility: Visibility,
+    /// Width of the range-check limbs, chosen with the domain size (see [`AivmCircuit::new`]).
+    pub limb_bits: u32,
     pub witness: Option<Witness>,
     pub(crate) tamper: Option<Tamper>,
 }
 
 impl AivmCircuit {
-    /// A circuit without witness (for key generation and verification).
+    /// A circuit without witness (for key generation and verification). The limb width is the
+    /// one that gives the smallest domain: 8-bit limbs need a 511-row range table, so small
+    /// models prove in a domain of 2^8 or 2^9 rows only with 6- or 7-bit limbs (more limbs per
+    /// value, a smaller table); on a tie the wider limbs (fewer rows) win.
     pub fn new(program: Arc<Program>, visibility: Visibility) -> AivmCircuit {
         let tables = Arc::new(Tables::of(&program));
-        AivmCircuit {
+        let mut c = AivmCircuit {
             program,
             tables,
             visibility,
+            limb_bits: config::MAX_LIMB_BITS,
             witness: None,
             tamper: None,
+        };
+        let mut best = (c.min_k(), config::MAX_LIMB_BITS);
+        for lb in [7, 6] {
+            c.limb_bits = lb;
+            let k = c.min_k();
+            if k < best.0 {
+                best = (k, lb);
+            }
         }
+        c.limb_bits = best.1;
+        c
     }
 
     /// The same circuit with a witness.
@@ -118,7 +134,7 @@ impl AivmCircuit {
     pub fn rows(&self) -> (usize, usize) {
         let mut cs = ConstraintSystem::default();
         let cfg = Config::configure(&mut cs);
-        let mut ctx = Ctx::new(&cfg, None, None);
+        let mut ctx = Ctx::new(&cfg, None, None, self.limb_bits);
         let main = layout::layout(&mut ctx, &self.program, &self.tables, self.visibility, None)
             .map(|_| ctx.row)
             .unwrap_or(usize::MAX / 2);
@@ -126,7 +142,11 @@ impl AivmCircuit {
             Visibility::Public => 0,
             Visibility::Hashed => Self::packed_len(&self.program),
         };
-        let table = self.tables.entries.len().max(tables::RANGE_TABLE_ROWS);
+        let table = self
+            .tables
+            .entries
+            .len()
+            .max(tables::range_table_rows(self.limb_bits));
         (main + 1 + hashes * ROWS_PER_HASH, table)
     }
 
@@ -135,7 +155,7 @@ impl AivmCircuit {
     pub fn generate_witness(&self) -> Result<usize, Error> {
         let mut cs = ConstraintSystem::default();
         let cfg = Config::configure(&mut cs);
-        let mut ctx = Ctx::new(&cfg, None, None);
+        let mut ctx = Ctx::new(&cfg, None, None, self.limb_bits);
         let inputs = self.witness.as_ref().map(|w| w.inputs.as_slice());
         layout::layout(
             &mut ctx,
@@ -175,13 +195,18 @@ impl Circuit<Fp> for AivmCircuit {
     }
 
     fn synthesize(&self, cfg: Config, mut layouter: impl Layouter<Fp>) -> Result<(), Error> {
-        self.tables.load(&cfg, &mut layouter)?;
+        self.tables.load(&cfg, self.limb_bits, &mut layouter)?;
         let program = &self.program;
         let inputs = self.witness.as_ref().map(|w| w.inputs.as_slice());
         let out = layouter.assign_region(
             || "aivm program",
             |mut region| {
-                let mut ctx = Ctx::new(&cfg, Some(&mut region), self.tamper.as_ref());
+                let mut ctx = Ctx::new(
+                    &cfg,
+                    Some(&mut region),
+                    self.tamper.as_ref(),
+                    self.limb_bits,
+                );
                 let laid =
                     layout::layout(&mut ctx, program, &self.tables, self.visibility, inputs)?;
                 // The nonce enters the permutation argument through a copy of its instance cell.

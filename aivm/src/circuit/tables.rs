@@ -9,12 +9,15 @@ use halo2_proofs::circuit::{Layouter, Value};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::plonk::Error;
 
-use super::config::{Config, LIMB_BITS};
+use super::config::Config;
 use super::ctx::fp;
 use crate::program::{Op, Program};
 
-/// Rows of the range table: every `(tag, value)` with `value < 2^tag`, tags 0..=8.
-pub const RANGE_TABLE_ROWS: usize = (1 << (LIMB_BITS + 1)) - 1;
+/// Rows of the range table for `limb_bits`: every `(tag, value)` with `value < 2^tag`, tags
+/// 0..=limb_bits.
+pub fn range_table_rows(limb_bits: u32) -> usize {
+    (1 << (limb_bits + 1)) - 1
+}
 
 /// The function table of a program.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,13 +64,18 @@ impl Tables {
         Tables { entries, node_tag }
     }
 
-    /// Assigns the range table and the function table.
-    pub fn load(&self, cfg: &Config, layouter: &mut impl Layouter<Fp>) -> Result<(), Error> {
+    /// Assigns the range table (for `limb_bits`) and the function table.
+    pub fn load(
+        &self,
+        cfg: &Config,
+        limb_bits: u32,
+        layouter: &mut impl Layouter<Fp>,
+    ) -> Result<(), Error> {
         layouter.assign_table(
             || "range table",
             |mut t| {
                 let mut row = 0;
-                for tag in 0..=LIMB_BITS {
+                for tag in 0..=limb_bits {
                     for v in 0..(1u64 << tag) {
                         t.assign_cell(
                             || "tag",

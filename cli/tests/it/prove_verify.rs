@@ -46,7 +46,7 @@ fn prove_then_verify_and_refuse_tampering() {
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["k"], 10);
+    assert_eq!(v["k"], 8);
     assert!(v["proof_bytes"].as_u64().unwrap() > 1000);
     let (code, out, err) = run(&["verify", "net.onnx", "--proof", "proof.json"]);
     assert_eq!(code, 0, "{err}");

@@ -209,7 +209,7 @@ fn a_package_that_cannot_fit_its_memory_limit_is_refused() {
             k,
         } => {
             assert_eq!(limit_mb, 16);
-            assert!(estimate_mb > 16 && k >= 10);
+            assert!(estimate_mb > 16 && k >= 8);
         }
         other => panic!("{other}"),
     }
