@@ -170,15 +170,28 @@ impl Keys {
     /// Proves one inference: runs the program on the quantized inputs and proves the result,
     /// bound to `nonce`. Hashed inputs get a fresh random salt.
     pub fn prove(&self, inputs: &[Vec<i64>], nonce: [u8; 32], rng: &mut impl Rng) -> Result<Proof> {
+        self.prove_with_salt(inputs, nonce, None, rng)
+    }
+
+    /// As [`Keys::prove`], with the salt of the input commitment chosen by the caller (a task
+    /// whose commitment was published before it was proven).
+    pub fn prove_with_salt(
+        &self,
+        inputs: &[Vec<i64>],
+        nonce: [u8; 32],
+        salt: Option<Fp>,
+        rng: &mut impl Rng,
+    ) -> Result<Proof> {
         let pk = self
             .pk
             .as_ref()
             .ok_or_else(|| AivmError::Prove("these keys have no proving key".into()))?;
         let program = &self.circuit.program;
         let outputs = program.execute(inputs)?;
-        let salt = Fp::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128)
-            + Fp::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128)
-                * circuit::pow2(128);
+        let salt = match salt {
+            Some(s) => s,
+            None => random_salt(rng),
+        };
         let (public_inputs, input_part) = match self.visibility() {
             Visibility::Public => (
                 PublicInput::Values(inputs.to_vec()),
@@ -304,6 +317,13 @@ fn check_shapes<'a>(
         )));
     }
     Ok(())
+}
+
+/// A uniformly random salt for input commitments.
+pub fn random_salt(rng: &mut impl Rng) -> Fp {
+    let mut wide = [0u8; 64];
+    rng.fill_bytes(&mut wide);
+    <Fp as ff::FromUniformBytes<64>>::from_uniform_bytes(&wide)
 }
 
 /// A nonce as a field element: its first 31 bytes, little-endian (always below the modulus).

@@ -1,0 +1,288 @@
+//! The chain: accounts, transactions, models, tasks, blocks and receipts, and how a block is
+//! built, checked and applied ([`exec`]). Every validator holds its own copy of [`State`];
+//! they agree because blocks are applied deterministically.
+
+pub mod exec;
+pub mod state;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, WrappedKey};
+
+pub use state::State;
+
+/// An account address: the first 20 bytes of `blake3(ed25519 public key)`, shown as `0x…`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address(pub [u8; 20]);
+
+impl Address {
+    pub fn of(public: &[u8; 32]) -> Address {
+        let mut a = [0u8; 20];
+        a.copy_from_slice(&blake3::hash(public).as_bytes()[..20]);
+        Address(a)
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{}", crypto::hex(&self.0))
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b = crypto::unhex(s).ok_or("an address is 0x followed by 40 hex digits")?;
+        Ok(Address(b.try_into().map_err(
+            |_| "an address is 0x followed by 40 hex digits",
+        )?))
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helpers: 32-byte arrays as hex.
+pub mod hex32 {
+    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::crypto::hex(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        crate::crypto::unhex(&s)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
+/// Serde helpers: bytes as base64.
+pub mod b64 {
+    use base64::Engine as _;
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map_err(|_| serde::de::Error::custom("expected base64"))
+    }
+}
+
+/// A task's input as it travels on chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskInput {
+    /// An input file's JSON (`{"inputs": {...}}` or `{"input_data": [...]}`), public.
+    Public { inputs: serde_json::Value },
+    /// The input encrypted to the validators; only the salted commitment is public.
+    Encrypted {
+        /// The Poseidon commitment the proof must carry (canonical field bytes, hex).
+        #[serde(with = "hex32")]
+        commitment: [u8; 32],
+        #[serde(with = "b64")]
+        ciphertext: Vec<u8>,
+        keys: Vec<WrappedKey>,
+    },
+}
+
+/// What an encrypted task input decrypts to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SealedInput {
+    pub inputs: serde_json::Value,
+    /// The commitment's salt (canonical field bytes).
+    #[serde(with = "hex32")]
+    pub salt: [u8; 32],
+}
+
+/// The kinds of transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TxKind {
+    Transfer {
+        to: Address,
+        amount: u128,
+    },
+    DeployModel {
+        #[serde(with = "b64")]
+        package: Vec<u8>,
+    },
+    SubmitTask {
+        model_id: String,
+        gas_limit: u64,
+        input: TaskInput,
+    },
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TxBody {
+    /// The sender's ed25519 public key.
+    #[serde(with = "hex32")]
+    pub from: [u8; 32],
+    pub nonce: u64,
+    pub gas_price: u64,
+    pub kind: TxKind,
+}
+
+/// A signed transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignedTx {
+    pub body: TxBody,
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+}
+
+impl TxBody {
+    /// The bytes a sender signs: the canonical JSON of the body, domain-separated.
+    pub fn sign_bytes(&self) -> Vec<u8> {
+        let mut b = b"lightchain-devnet tx v1\n".to_vec();
+        b.extend(serde_json::to_vec(self).expect("serialisable"));
+        b
+    }
+
+    pub fn sign(self, key: &crypto::AccountKey) -> SignedTx {
+        let signature = key.sign(&self.sign_bytes());
+        SignedTx {
+            body: self,
+            signature,
+        }
+    }
+
+    pub fn sender(&self) -> Address {
+        Address::of(&self.from)
+    }
+}
+
+impl SignedTx {
+    /// The transaction hash: blake3 of its canonical JSON. A task's id is its transaction's hash.
+    pub fn hash(&self) -> [u8; 32] {
+        *blake3::hash(&serde_json::to_vec(self).expect("serialisable")).as_bytes()
+    }
+
+    pub fn signature_ok(&self) -> bool {
+        crypto::verify(&self.body.from, &self.body.sign_bytes(), &self.signature)
+    }
+}
+
+/// An executor's answer to a task: the outputs and their proof, signed by the executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task_id: String,
+    pub attempt: u32,
+    pub executor: usize,
+    pub outputs: Vec<Vec<i64>>,
+    /// The proof in its compact binary form.
+    #[serde(with = "b64")]
+    pub proof: Vec<u8>,
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+}
+
+impl TaskResult {
+    pub fn sign_bytes(
+        task_id: &str,
+        attempt: u32,
+        executor: usize,
+        outputs: &[Vec<i64>],
+        proof: &[u8],
+    ) -> Vec<u8> {
+        let mut b = b"lightchain-devnet result v1\n".to_vec();
+        b.extend(serde_json::to_vec(&(task_id, attempt, executor, outputs)).expect("serialisable"));
+        b.extend(blake3::hash(proof).as_bytes());
+        b
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        *blake3::hash(&serde_json::to_vec(self).expect("serialisable")).as_bytes()
+    }
+}
+
+/// A result that failed verification, kept as evidence against its executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub result: TaskResult,
+    pub reason: String,
+}
+
+/// A block: transactions, task results, evidence, timed-out tasks to reassign, and the state
+/// root after applying them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    pub height: u64,
+    #[serde(with = "hex32")]
+    pub parent: [u8; 32],
+    pub timestamp_ms: u64,
+    /// Index of the proposing validator.
+    pub proposer: usize,
+    pub txs: Vec<SignedTx>,
+    pub results: Vec<TaskResult>,
+    pub evidence: Vec<Evidence>,
+    /// Ids of tasks whose executor missed its deadline.
+    pub reassign: Vec<String>,
+    #[serde(with = "hex32")]
+    pub state_root: [u8; 32],
+}
+
+impl Block {
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"lightchain-devnet block v1\n");
+        h.update(&serde_json::to_vec(self).expect("serialisable"));
+        *h.finalize().as_bytes()
+    }
+
+    /// Whether the block carries anything (instant mining skips empty blocks).
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+            && self.results.is_empty()
+            && self.evidence.is_empty()
+            && self.reassign.is_empty()
+    }
+}
+
+/// A committed block with the validators that signed its commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommittedBlock {
+    #[serde(with = "hex32")]
+    pub hash: [u8; 32],
+    pub block: Block,
+    pub round: u32,
+    /// Indices of the validators whose precommits are in the commit certificate.
+    pub signers: Vec<usize>,
+}
+
+/// The receipt of a completed task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub task_id: String,
+    pub model_id: String,
+    pub outputs: Vec<Vec<i64>>,
+    /// The outputs as floats (dequantized).
+    pub outputs_float: Vec<Vec<f64>>,
+    /// The proof, compact binary form (verify it with `lightchain verify PKG --proof`).
+    #[serde(with = "b64")]
+    pub proof: Vec<u8>,
+    /// The proof's public inputs: nonce, inputs or their commitment, outputs.
+    pub public_inputs: serde_json::Value,
+    pub gas_used: u64,
+    pub fee: u128,
+    pub executor: usize,
+    pub attempts: u32,
+    pub block_height: u64,
+    #[serde(with = "hex32")]
+    pub block_hash: [u8; 32],
+    /// Validators that verified the proof and signed the block's commit.
+    pub verified_by: Vec<usize>,
+}

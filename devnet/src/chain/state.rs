@@ -1,0 +1,126 @@
+//! The chain state and its root.
+
+use std::collections::BTreeMap;
+
+use lightchain_aivm::circuit::Visibility;
+use serde::{Deserialize, Serialize};
+
+use super::{Address, TaskInput, hex32};
+
+/// An account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub balance: u128,
+    pub nonce: u64,
+}
+
+/// A deployed model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub model_id: String,
+    pub name: String,
+    pub version: String,
+    pub deployer: Address,
+    pub height: u64,
+    pub input_visibility: Visibility,
+    pub k: u32,
+    /// Gas of one task (the schedule's quote for the model's input shape).
+    pub gas: u64,
+    #[serde(with = "hex32")]
+    pub package_hash: [u8; 32],
+    pub package_bytes: u64,
+}
+
+/// Where a task is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for `executor`'s result since `since_ms` (block time).
+    Pending {
+        attempt: u32,
+        executor: usize,
+        since_ms: u64,
+    },
+    Completed {
+        height: u64,
+        executor: usize,
+    },
+    /// No validator left to execute it; the fee was refunded.
+    Failed {
+        reason: String,
+    },
+}
+
+/// A submitted task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub model_id: String,
+    pub submitter: Address,
+    pub gas: u64,
+    pub gas_price: u64,
+    /// Fee held in escrow until the task completes.
+    pub fee: u128,
+    pub input: TaskInput,
+    pub submitted_height: u64,
+    /// Executors that failed this task (wrong result or missed deadline).
+    pub failed_executors: Vec<usize>,
+    #[serde(flatten)]
+    pub status: TaskStatus,
+}
+
+/// A validator as the chain sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatorRecord {
+    pub index: usize,
+    /// Account that receives fees and holds the stake.
+    pub account: Address,
+    #[serde(with = "hex32")]
+    pub account_key: [u8; 32],
+    #[serde(with = "hex32")]
+    pub consensus_key: [u8; 32],
+    /// X25519 key task inputs are encrypted to.
+    #[serde(with = "hex32")]
+    pub encryption_key: [u8; 32],
+    pub stake: u128,
+    pub penalties: u32,
+}
+
+/// A recorded offence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    pub height: u64,
+    pub task_id: String,
+    pub executor: usize,
+    pub reason: String,
+    pub slashed: u128,
+}
+
+/// The replicated state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub chain_id: String,
+    pub height: u64,
+    #[serde(with = "hex32")]
+    pub last_hash: [u8; 32],
+    pub last_timestamp_ms: u64,
+    pub accounts: BTreeMap<Address, Account>,
+    pub models: BTreeMap<String, ModelRecord>,
+    pub tasks: BTreeMap<String, Task>,
+    pub validators: Vec<ValidatorRecord>,
+    pub evidence: Vec<EvidenceRecord>,
+}
+
+impl State {
+    /// The state root: blake3 of the canonical JSON of the state.
+    pub fn root(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"lightchain-devnet state v1\n");
+        h.update(&serde_json::to_vec(self).expect("serialisable"));
+        *h.finalize().as_bytes()
+    }
+
+    pub fn account(&self, a: &Address) -> Account {
+        self.accounts.get(a).cloned().unwrap_or_default()
+    }
+}

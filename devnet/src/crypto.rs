@@ -1,0 +1,164 @@
+//! Keys of the devnet: ed25519 accounts (transactions, executor results), X25519 keys for
+//! encrypted task inputs, and deterministic dev keys derived from a seed.
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Address;
+
+/// A deterministic 32-byte secret for `purpose` and `index` (dev accounts, validator keys).
+pub fn dev_secret(purpose: &str, index: usize) -> [u8; 32] {
+    *blake3::hash(format!("lightchain devnet {purpose} {index}").as_bytes()).as_bytes()
+}
+
+/// An ed25519 account key.
+#[derive(Clone)]
+pub struct AccountKey(pub SigningKey);
+
+impl AccountKey {
+    pub fn from_secret(secret: [u8; 32]) -> AccountKey {
+        AccountKey(SigningKey::from_bytes(&secret))
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+
+    pub fn address(&self) -> Address {
+        Address::of(&self.public())
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.0.sign(msg).to_bytes().to_vec()
+    }
+
+    pub fn secret_hex(&self) -> String {
+        hex(&self.0.to_bytes())
+    }
+}
+
+/// Verifies an ed25519 signature (strict).
+pub fn verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(vk) = VerifyingKey::from_bytes(public) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
+    vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig))
+        .is_ok()
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+/// A content key wrapped for one validator: `chacha(X25519(ephemeral, validator), key)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKey {
+    pub validator: usize,
+    #[serde(with = "crate::chain::hex32")]
+    pub ephemeral: [u8; 32],
+    #[serde(with = "crate::chain::b64")]
+    pub wrapped: Vec<u8>,
+}
+
+fn kdf(shared: &[u8; 32], context: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("lightchain devnet task input v1");
+    h.update(shared);
+    h.update(context);
+    *h.finalize().as_bytes()
+}
+
+/// Encrypts `plaintext` under a fresh content key and wraps that key for each recipient's
+/// X25519 public key. Returns (ciphertext, wrapped keys).
+pub fn seal(
+    plaintext: &[u8],
+    recipients: &[(usize, [u8; 32])],
+    rng: &mut impl rand_core::Rng,
+) -> (Vec<u8>, Vec<WrappedKey>) {
+    let mut content = [0u8; 32];
+    rng.fill_bytes(&mut content);
+    let cipher = ChaCha20Poly1305::new(&Key::from(content));
+    // A content key is used for exactly one message, so a zero nonce is safe.
+    let ciphertext = cipher
+        .encrypt(&Nonce::from([0u8; 12]), plaintext)
+        .expect("in-memory encryption");
+    let keys = recipients
+        .iter()
+        .map(|(validator, public)| {
+            let mut eph = [0u8; 32];
+            rng.fill_bytes(&mut eph);
+            let eph = x25519_dalek::StaticSecret::from(eph);
+            let eph_pub = x25519_dalek::PublicKey::from(&eph).to_bytes();
+            let shared = eph.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
+            let kek = kdf(shared.as_bytes(), &eph_pub);
+            let wrapped = ChaCha20Poly1305::new(&Key::from(kek))
+                .encrypt(&Nonce::from([0u8; 12]), &content[..])
+                .expect("wrap");
+            WrappedKey {
+                validator: *validator,
+                ephemeral: eph_pub,
+                wrapped,
+            }
+        })
+        .collect();
+    (ciphertext, keys)
+}
+
+/// Opens a sealed message with a validator's X25519 secret.
+pub fn open(
+    ciphertext: &[u8],
+    key: &WrappedKey,
+    secret: &x25519_dalek::StaticSecret,
+) -> Option<Vec<u8>> {
+    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(key.ephemeral));
+    let kek = kdf(shared.as_bytes(), &key.ephemeral);
+    let content = ChaCha20Poly1305::new(&Key::from(kek))
+        .decrypt(&Nonce::from([0u8; 12]), key.wrapped.as_slice())
+        .ok()?;
+    let content: [u8; 32] = content.try_into().ok()?;
+    ChaCha20Poly1305::new(&Key::from(content))
+        .decrypt(&Nonce::from([0u8; 12]), ciphertext)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open() {
+        let secrets: Vec<x25519_dalek::StaticSecret> = (0..3)
+            .map(|i| x25519_dalek::StaticSecret::from(dev_secret("x", i)))
+            .collect();
+        let recipients: Vec<(usize, [u8; 32])> = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, x25519_dalek::PublicKey::from(s).to_bytes()))
+            .collect();
+        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        let (ct, keys) = seal(b"secret input", &recipients, &mut rng);
+        assert!(!ct.windows(6).any(|w| w == b"secret"));
+        for (k, s) in keys.iter().zip(&secrets) {
+            assert_eq!(open(&ct, k, s).unwrap(), b"secret input");
+        }
+        assert!(open(&ct, &keys[0], &secrets[1]).is_none());
+        let a = AccountKey::from_secret(dev_secret("account", 0));
+        let sig = a.sign(b"m");
+        assert!(verify(&a.public(), b"m", &sig));
+        assert!(!verify(&a.public(), b"n", &sig));
+    }
+}
