@@ -187,6 +187,7 @@ pub struct DevAccount {
     pub index: usize,
     pub address: Address,
     pub private_key: String,
+    #[serde(serialize_with = "chain::dec::serialize")]
     pub balance: u128,
 }
 

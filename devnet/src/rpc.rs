@@ -189,7 +189,7 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
         "lc_getBalance" => {
             let a: Address = param(params, 0, "address")?;
             let acct = api.balance(&a);
-            Ok(json!({"balance": acct.balance.to_string(), "nonce": acct.nonce}))
+            to_value(acct)
         }
         "dev_mine" => Ok(json!(api.mine()?)),
         "dev_snapshot" => Ok(json!(api.snapshot())),

@@ -1,6 +1,8 @@
 //! One module per command.
 
 pub mod bench;
+pub mod client;
+pub mod devnet;
 pub mod estimate;
 pub mod gas_snapshot;
 pub mod init;

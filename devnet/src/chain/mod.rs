@@ -66,6 +66,26 @@ pub mod hex32 {
     }
 }
 
+/// Serde helpers: `u128` amounts as decimal strings (JSON numbers cannot hold them exactly).
+pub mod dec {
+    pub fn serialize<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let v: serde_json::Value = serde::Deserialize::deserialize(d)?;
+        match v {
+            serde_json::Value::String(s) => s
+                .parse()
+                .map_err(|_| serde::de::Error::custom("expected a decimal amount")),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .map(u128::from)
+                .ok_or_else(|| serde::de::Error::custom("expected a decimal amount")),
+            _ => Err(serde::de::Error::custom("expected a decimal amount")),
+        }
+    }
+}
+
 /// Serde helpers: bytes as base64.
 pub mod b64 {
     use base64::Engine as _;
@@ -277,6 +297,7 @@ pub struct Receipt {
     /// The proof's public inputs: nonce, inputs or their commitment, outputs.
     pub public_inputs: serde_json::Value,
     pub gas_used: u64,
+    #[serde(with = "dec")]
     pub fee: u128,
     pub executor: usize,
     pub attempts: u32,

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use lightchain_aivm::circuit::Visibility;
 use serde::{Deserialize, Serialize};
 
-use super::{Address, TaskInput, hex32};
+use super::{Address, TaskInput, dec, hex32};
 
 /// An account.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    #[serde(with = "dec")]
     pub balance: u128,
     pub nonce: u64,
 }
@@ -60,6 +61,7 @@ pub struct Task {
     pub gas: u64,
     pub gas_price: u64,
     /// Fee held in escrow until the task completes.
+    #[serde(with = "dec")]
     pub fee: u128,
     pub input: TaskInput,
     pub submitted_height: u64,
@@ -82,6 +84,7 @@ pub struct ValidatorRecord {
     /// X25519 key task inputs are encrypted to.
     #[serde(with = "hex32")]
     pub encryption_key: [u8; 32],
+    #[serde(with = "dec")]
     pub stake: u128,
     pub penalties: u32,
 }
@@ -93,6 +96,7 @@ pub struct EvidenceRecord {
     pub task_id: String,
     pub executor: usize,
     pub reason: String,
+    #[serde(with = "dec")]
     pub slashed: u128,
 }
 

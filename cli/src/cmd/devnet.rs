@@ -1,0 +1,258 @@
+//! `lightchain devnet`: a local chain of validators with full proving, served over JSON-RPC.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use lightchain_devnet::{DevnetConfig, DevnetHandle, try_spawn};
+use serde::Serialize;
+
+use crate::shell::{Shell, thousands};
+
+/// Run a local devnet: N validators in one process that execute, prove and verify every task.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  lightchain devnet --demo                       # deploy a bundled model and run a few tasks
+  lightchain devnet --validators 7 --block-time 2000
+  lightchain devnet --state .devnet --port 0 --config-out devnet.json
+
+JSON-RPC 2.0 on http://HOST:PORT: lc_deployModel, lc_submitTask, lc_getTask, lc_getReceipt,
+lc_getBlock, lc_getModel, lc_estimateGas, lc_status, lc_validators, lc_getBalance, dev_mine,
+dev_snapshot, dev_revert (see the README).")]
+pub struct DevnetArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub validators: u16,
+    /// JSON-RPC port (0 picks a free one).
+    #[arg(long, default_value_t = 8645)]
+    pub port: u16,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Produce a block every MS milliseconds instead of as soon as work is pending.
+    #[arg(long, value_name = "MS")]
+    pub block_time: Option<u64>,
+    /// Persist blocks and state in DIR; a restarted devnet continues from it.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Number of funded dev accounts.
+    #[arg(long, default_value_t = 10)]
+    pub accounts: usize,
+    /// Write the chain id, RPC URL, validators and dev accounts (with keys) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub config_out: Option<PathBuf>,
+    /// Deploy a bundled digits classifier, run a few tasks and print their results.
+    #[arg(long)]
+    pub demo: bool,
+    /// Stop after the demo instead of serving.
+    #[arg(long, hide = true)]
+    pub exit_after_demo: bool,
+}
+
+#[derive(Serialize)]
+struct ConfigOut<'a> {
+    chain_id: &'a str,
+    rpc_url: Option<String>,
+    mining: String,
+    validators: Vec<lightchain_devnet::chain::state::ValidatorRecord>,
+    accounts: &'a [lightchain_devnet::DevAccount],
+}
+
+fn fmt_balance(b: u128) -> String {
+    let whole = b / 10u128.pow(18);
+    format!("{} LC", thousands(whole as u64))
+}
+
+fn banner(handle: &DevnetHandle, cfg: &DevnetConfig, height: u64) -> String {
+    let mut s = String::new();
+    s.push_str("\n  lightchain devnet\n  ================\n\n");
+    s.push_str(&format!("  Chain id     {}\n", cfg.chain_id));
+    s.push_str(&format!(
+        "  RPC          {}\n",
+        handle.rpc_url().unwrap_or_default()
+    ));
+    s.push_str(&format!(
+        "  Mining       {}\n",
+        cfg.block_time.map_or(
+            "instant (a block as soon as work is pending)".to_string(),
+            |t| format!("a block every {} ms", t.as_millis())
+        )
+    ));
+    s.push_str(&format!(
+        "  State        {}\n",
+        cfg.state_dir
+            .as_ref()
+            .map_or("in memory".to_string(), |d| format!(
+                "{} (height {height})",
+                d.display()
+            ))
+    ));
+    s.push_str(&format!(
+        "\n  Validators ({}), each executes, proves and verifies tasks\n",
+        cfg.validators
+    ));
+    for v in handle.validators() {
+        s.push_str(&format!(
+            "  ({}) {}  stake {}  encryption key {}\n",
+            v.index,
+            v.account,
+            fmt_balance(v.stake),
+            lightchain_devnet::crypto::hex(&v.encryption_key)
+        ));
+    }
+    s.push_str(&format!(
+        "\n  Dev accounts ({}), {} each\n",
+        handle.dev_accounts().len(),
+        fmt_balance(cfg.balance)
+    ));
+    for a in handle.dev_accounts() {
+        s.push_str(&format!(
+            "  ({}) {}  private key 0x{}\n",
+            a.index, a.address, a.private_key
+        ));
+    }
+    s.push('\n');
+    s
+}
+
+/// The digits template, packaged (what the demo deploys).
+fn demo_package(shell: &Shell) -> anyhow::Result<(Vec<u8>, PathBuf, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let project = dir.path().join("digits");
+    for (t, path, bytes) in crate::cmd::init::TEMPLATE_FILES {
+        if *t == "digits" {
+            let dest = project.join(path);
+            std::fs::create_dir_all(dest.parent().expect("a parent"))?;
+            std::fs::write(dest, bytes)?;
+        }
+    }
+    let (pb, mut progress) = crate::cmd::package::stage_progress(shell);
+    let (bytes, _) = lightchain_packager::build(
+        &project,
+        &lightchain_aivm::proof::ParamsCache::from_env(),
+        false,
+        &mut progress,
+    )?;
+    pb.finish_and_clear();
+    Ok((bytes, project, dir))
+}
+
+fn run_demo(
+    shell: &Shell,
+    api: &lightchain_devnet::DevnetApi,
+    handle: &DevnetHandle,
+) -> anyhow::Result<()> {
+    let say = |s: String| {
+        if !shell.quiet && !shell.json {
+            println!("{s}");
+        }
+    };
+    let (package, project, _dir) = demo_package(shell).context("cannot package the demo model")?;
+    let key = handle.dev_accounts()[0].key();
+    let (_, model) = api
+        .deploy(&key, package)
+        .context("cannot deploy the demo model")?;
+    let m = api.model(&model).context("the model is not on chain")?;
+    say(format!(
+        "  demo: deployed digits (model {}…, k = {}, {} gas per task)\n",
+        &model[..16],
+        m.k,
+        thousands(m.gas)
+    ));
+    for (file, label) in [("seven.json", 7), ("six.json", 6), ("three.json", 3)] {
+        let inputs: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(project.join("tests").join(file))?)?;
+        let start = Instant::now();
+        let id = api.submit_task(&key, &model, inputs, false, 1)?;
+        let r = api.wait_receipt(&id, Duration::from_secs(120))?;
+        let latency = start.elapsed();
+        let out = &r.outputs_float[0];
+        let class = (0..out.len())
+            .max_by(|&a, &b| out[a].total_cmp(&out[b]))
+            .unwrap_or(0);
+        if shell.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "task", "task_id": id, "class": class, "expected": label, "gas": r.gas_used,
+                    "proof_bytes": r.proof.len(), "executor": r.executor, "verified_by": r.verified_by,
+                    "block": r.block_height, "latency_ms": latency.as_millis()})
+            );
+        }
+        say(format!(
+            "  task {}…  digit {class} (expected {label})  gas {}  proof {} B  executor {}  verified by {:?}  block {}  {} ms",
+            &id[..12],
+            thousands(r.gas_used),
+            r.proof.len(),
+            r.executor,
+            r.verified_by,
+            r.block_height,
+            latency.as_millis()
+        ));
+    }
+    say(String::new());
+    Ok(())
+}
+
+impl DevnetArgs {
+    pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
+        let cfg = DevnetConfig {
+            validators: self.validators as usize,
+            host: self.host,
+            port: self.port,
+            block_time: self.block_time.map(Duration::from_millis),
+            state_dir: self.state.clone(),
+            accounts: self.accounts,
+            ..DevnetConfig::default()
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let (api, handle) = try_spawn(cfg.clone())
+                .await
+                .context("cannot start the devnet")?;
+            let height = api.status().height;
+            let config = ConfigOut {
+                chain_id: &cfg.chain_id,
+                rpc_url: handle.rpc_url(),
+                mining: cfg
+                    .block_time
+                    .map_or("instant".into(), |t| format!("{}ms", t.as_millis())),
+                validators: handle.validators(),
+                accounts: handle.dev_accounts(),
+            };
+            if let Some(p) = &self.config_out {
+                std::fs::write(p, serde_json::to_string_pretty(&config)?)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            if shell.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "started", "config": config})
+                );
+            } else if !shell.quiet {
+                print!("{}", banner(&handle, &cfg, height));
+            }
+            if self.demo {
+                let (api2, shell2) = (api.clone(), shell.clone());
+                let handle_ref = &handle;
+                tokio::task::block_in_place(|| run_demo(&shell2, &api2, handle_ref))?;
+                if self.exit_after_demo {
+                    return Ok(());
+                }
+            }
+            if !shell.quiet && !shell.json {
+                println!(
+                    "  Listening on {} (Ctrl-C to stop)",
+                    handle.rpc_url().unwrap_or_default()
+                );
+            }
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            drop(handle);
+            Ok(())
+        })
+    }
+}

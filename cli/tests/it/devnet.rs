@@ -1,0 +1,156 @@
+//! `lightchain devnet`, `deploy`, `task` and `verify` together, as separate processes talking
+//! JSON-RPC, the way a developer uses them.
+
+use std::time::{Duration, Instant};
+
+use crate::Project;
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn params() -> (&'static str, String) {
+    (
+        "LIGHTCHAIN_PARAMS_DIR",
+        std::env::temp_dir()
+            .join("lightchain-test-params")
+            .display()
+            .to_string(),
+    )
+}
+
+#[test]
+fn devnet_deploy_task_and_offline_verification() {
+    let p = Project::new();
+    let env = [params()];
+    let run = |args: &[&str]| {
+        let out = p.cmd(args).envs(env.clone()).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["init", "proj", "--template", "digits"]).0, 0);
+    let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
+    assert_eq!(code, 0, "{err}");
+
+    let bin = assert_cmd::cargo::cargo_bin("lightchain");
+    let _node = Child(
+        std::process::Command::new(bin)
+            .args([
+                "devnet",
+                "--port",
+                "0",
+                "--quiet",
+                "--config-out",
+                "devnet.json",
+            ])
+            .current_dir(p.dir.path())
+            .envs(env.clone())
+            .spawn()
+            .unwrap(),
+    );
+    let cfg_path = p.dir.path().join("devnet.json");
+    let start = Instant::now();
+    while !cfg_path.exists() || std::fs::read_to_string(&cfg_path).unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the devnet did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let url = cfg["rpc_url"].as_str().unwrap().to_string();
+    assert_eq!(cfg["validators"].as_array().unwrap().len(), 4);
+    let key = cfg["accounts"][1]["private_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (code, out, err) = run(&[
+        "deploy",
+        "digits.lcpkg",
+        "--rpc",
+        &url,
+        "--key",
+        &key,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let model = d["model_id"].as_str().unwrap().to_string();
+
+    let (code, out, err) = run(&[
+        "task",
+        "submit",
+        &model,
+        "-i",
+        "proj/tests/six.json",
+        "--rpc",
+        &url,
+        "--key",
+        &key,
+        "--wait",
+        "--proof-out",
+        "six.bin",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["task"]["status"], "completed");
+    let outs = t["task"]["receipt"]["outputs_float"][0].as_array().unwrap();
+    let best = (0..outs.len())
+        .max_by(|&a, &b| {
+            outs[a]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&outs[b].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(best, 6);
+
+    // The receipt's proof verifies offline with the package alone.
+    let (code, out, err) = run(&["verify", "digits.lcpkg", "--proof", "six.bin"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid proof"), "{out}");
+
+    // A task that cannot pay is refused at submission, with a clear error.
+    let poor = "11".repeat(32);
+    let (code, _, err) = run(&[
+        "task",
+        "submit",
+        &model,
+        "-i",
+        "proj/tests/six.json",
+        "--rpc",
+        &url,
+        "--key",
+        &poor,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("insufficient balance"), "{err}");
+    // So is a gas limit below the quote.
+    let (code, _, err) = run(&[
+        "task",
+        "submit",
+        &model,
+        "-i",
+        "proj/tests/six.json",
+        "--rpc",
+        &url,
+        "--key",
+        &key,
+        "--gas-limit",
+        "10",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("below the task's quote"), "{err}");
+}
