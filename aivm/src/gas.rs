@@ -49,6 +49,43 @@ pub const SCHEDULE: GasSchedule = GasSchedule {
     per_public_input: 50,
 };
 
+/// What a task uses, in the units the schedule prices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub k: u32,
+    pub rows: u64,
+    pub macs: u64,
+    pub lookups: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub public_inputs: u64,
+}
+
+impl GasSchedule {
+    /// Prices a task's usage.
+    pub fn price(&self, u: Usage) -> GasReport {
+        let prove_gas = self.per_domain_row * (1u64 << u.k);
+        let exec_gas = self.per_mac * u.macs + self.per_lookup * u.lookups;
+        let io_gas = self.per_byte * (u.bytes_in + u.bytes_out);
+        let verify_gas = self.verify_base + self.per_public_input * u.public_inputs;
+        GasReport {
+            schedule: self.version,
+            k: u.k,
+            rows: u.rows,
+            macs: u.macs,
+            lookups: u.lookups,
+            bytes_in: u.bytes_in,
+            bytes_out: u.bytes_out,
+            public_inputs: u.public_inputs,
+            prove_gas,
+            exec_gas,
+            io_gas,
+            verify_gas,
+            total: self.base + prove_gas + exec_gas + io_gas + verify_gas,
+        }
+    }
+}
+
 /// A gas quote: the measured quantities and what each costs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GasReport {
@@ -72,13 +109,9 @@ pub fn meter(program: &Program, visibility: Visibility) -> GasReport {
     meter_with(&SCHEDULE, program, visibility)
 }
 
-/// Meters a program with a given schedule.
-pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) -> GasReport {
-    let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), visibility);
-    let k = circuit.min_k();
-    let rows = circuit.rows().0 as u64;
-    let macs = program.macs();
-    let lookups = program
+/// Table lookups a program makes (activation tables, softmax's exp, embeddings).
+fn lookups(program: &Program) -> u64 {
+    program
         .nodes
         .iter()
         .map(|n| match &n.op {
@@ -87,7 +120,16 @@ pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) ->
             }
             _ => 0,
         })
-        .sum::<u64>();
+        .sum()
+}
+
+/// Meters a program with a given schedule.
+pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) -> GasReport {
+    let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), visibility);
+    let k = circuit.min_k();
+    let rows = circuit.rows().0 as u64;
+    let macs = program.macs();
+    let lookups = lookups(program);
     let elems = |ios: &[crate::program::IoSpec]| {
         ios.iter()
             .map(|io| numel(&program.tensors[io.tensor].shape) as u64)
@@ -103,12 +145,7 @@ pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) ->
         } else {
             1
         };
-    let prove_gas = s.per_domain_row * (1u64 << k);
-    let exec_gas = s.per_mac * macs + s.per_lookup * lookups;
-    let io_gas = s.per_byte * (bytes_in + bytes_out);
-    let verify_gas = s.verify_base + s.per_public_input * public_inputs;
-    GasReport {
-        schedule: s.version,
+    s.price(Usage {
         k,
         rows,
         macs,
@@ -116,23 +153,17 @@ pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) ->
         bytes_in,
         bytes_out,
         public_inputs,
-        prove_gas,
-        exec_gas,
-        io_gas,
-        verify_gas,
-        total: s.base + prove_gas + exec_gas + io_gas + verify_gas,
-    }
+    })
 }
 
 /// The charge of a task after it ran: computed from what the task actually produced (the
 /// proof's `k`, the public inputs it carries, the sizes of its inputs and outputs) with the
 /// schedule in force. For an honest task this equals [`meter`]'s quote exactly.
 pub fn charge(program: &Program, inputs: &[Vec<i64>], proof: &crate::proof::Proof) -> GasReport {
-    let s = &SCHEDULE;
     let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), proof.visibility);
     let rows = circuit.rows().0 as u64;
     let macs = program.macs();
-    let lookups = meter(program, proof.visibility).lookups;
+    let lookups = lookups(program);
     let n_in: u64 = inputs.iter().map(|x| x.len() as u64).sum();
     let n_out: u64 = proof.outputs.iter().map(|x| x.len() as u64).sum();
     let input_part = match &proof.input {
@@ -140,24 +171,13 @@ pub fn charge(program: &Program, inputs: &[Vec<i64>], proof: &crate::proof::Proo
         crate::proof::PublicInput::Commitment(_) => 1,
     };
     let public_inputs = 1 + input_part + n_out;
-    let (bytes_in, bytes_out) = (8 * n_in, 8 * n_out);
-    let prove_gas = s.per_domain_row * (1u64 << proof.k);
-    let exec_gas = s.per_mac * macs + s.per_lookup * lookups;
-    let io_gas = s.per_byte * (bytes_in + bytes_out);
-    let verify_gas = s.verify_base + s.per_public_input * public_inputs;
-    GasReport {
-        schedule: s.version,
+    SCHEDULE.price(Usage {
         k: proof.k,
         rows,
         macs,
         lookups,
-        bytes_in,
-        bytes_out,
+        bytes_in: 8 * n_in,
+        bytes_out: 8 * n_out,
         public_inputs,
-        prove_gas,
-        exec_gas,
-        io_gas,
-        verify_gas,
-        total: s.base + prove_gas + exec_gas + io_gas + verify_gas,
-    }
+    })
 }
