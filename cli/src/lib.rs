@@ -41,6 +41,9 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     #[command(hide = true)]
     BenchOne(cmd::bench::BenchOneArgs),
+    /// Checks a package read from stdin (the devnet runs this in a child process).
+    #[command(hide = true)]
+    CheckPackage,
 }
 
 /// Exit status of a failed command (usage errors exit with 2, from clap).
@@ -66,6 +69,16 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => a.run(&shell),
         Command::Bench(a) => a.run(&shell),
         Command::BenchOne(a) => a.run(),
+        Command::CheckPackage => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| {
+                    lightchain_packager::load(&bytes)
+                        .map(|_| ())
+                        .map_err(anyhow::Error::from)
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

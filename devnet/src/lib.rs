@@ -90,6 +90,10 @@ pub struct DevnetConfig {
     pub behaviors: Vec<(usize, Behavior)>,
     /// Serve JSON-RPC over HTTP.
     pub rpc: bool,
+    /// A program that checks an uploaded package in its own process before it reaches the
+    /// validators (`PROGRAM check-package < package`, exit 0 when valid). Crafted models can
+    /// crash model loaders; a crash there costs a child process, not the node.
+    pub package_checker: Option<PathBuf>,
 }
 
 impl Default for DevnetConfig {
@@ -109,6 +113,7 @@ impl Default for DevnetConfig {
             params_dir: None,
             behaviors: vec![],
             rpc: true,
+            package_checker: None,
         }
     }
 }
@@ -219,6 +224,8 @@ struct Inner {
     runtimes: Vec<Arc<Runtime>>,
     accounts: Vec<DevAccount>,
     nonces: Mutex<HashMap<Address, u64>>,
+    /// Tasks sent through this API that no block has included yet.
+    submitted: Mutex<std::collections::HashSet<String>>,
     snapshots: Mutex<Vec<u64>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -477,6 +484,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         runtimes,
         accounts,
         nonces: Mutex::new(HashMap::new()),
+        submitted: Mutex::new(Default::default()),
         snapshots: Mutex::new(vec![]),
         threads: Mutex::new(threads),
     });
@@ -575,7 +583,17 @@ impl DevnetApi {
     }
 
     pub fn task(&self, id: &str) -> Option<Task> {
-        self.view().state.tasks.get(id).cloned()
+        let task = self.view().state.tasks.get(id).cloned();
+        if task.is_some() {
+            self.inner.submitted.lock().expect("submitted").remove(id);
+        }
+        task
+    }
+
+    /// Whether a task was sent through this API and waits in the mempool for a block.
+    pub fn task_in_mempool(&self, id: &str) -> bool {
+        let sent = self.inner.submitted.lock().expect("submitted").contains(id);
+        sent && self.task(id).is_none()
     }
 
     pub fn receipt(&self, id: &str) -> Option<Receipt> {
@@ -593,6 +611,11 @@ impl DevnetApi {
 
     /// Checks a transaction and gossips it to every validator's mempool.
     pub fn send_transaction(&self, tx: SignedTx) -> Result<String> {
+        if let (TxKind::DeployModel { package }, Some(checker)) =
+            (&tx.body.kind, &self.inner.config.package_checker)
+        {
+            check_package_out_of_process(checker, package)?;
+        }
         let state = self.view().state;
         let rt = &self.inner.runtimes[self.online().first().copied().unwrap_or(0)];
         chain::exec::precheck(rt, &self.inner.config.chain, &state, &tx)
@@ -602,6 +625,13 @@ impl DevnetApi {
             let mut nonces = self.inner.nonces.lock().expect("nonces");
             let n = nonces.entry(tx.body.sender()).or_insert(0);
             *n = (*n).max(tx.body.nonce + 1);
+        }
+        if matches!(tx.body.kind, TxKind::SubmitTask { .. }) {
+            self.inner
+                .submitted
+                .lock()
+                .expect("submitted")
+                .insert(hash.clone());
         }
         for i in 0..self.inner.net.len() {
             self.inner.net.send(net::API, i, NetMsg::Tx(tx.clone()));
@@ -801,6 +831,41 @@ impl DevnetApi {
     pub fn network(&self) -> &Network {
         &self.inner.net
     }
+}
+
+/// Runs the package checker on `package` in a child process.
+fn check_package_out_of_process(checker: &std::path::Path, package: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(checker)
+        .arg("check-package")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            DevnetError::Config(format!(
+                "cannot run the package checker {}: {e}",
+                checker.display()
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(package);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| DevnetError::Config(format!("package checker: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr);
+    let first = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("the package checker crashed");
+    Err(DevnetError::Refused(format!(
+        "invalid package: {}",
+        first.trim_start_matches("error: ")
+    )))
 }
 
 /// Seals an input file's JSON for the validators: a random salt, the Poseidon commitment the

@@ -122,6 +122,8 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                     v["receipt"] = to_value(api.receipt(&id))?;
                     Ok(v)
                 }
+                // Sent but not yet in a block: a status, not an error, so clients can wait.
+                None if api.task_in_mempool(&id) => Ok(json!({"id": id, "status": "submitted"})),
                 None => Err(RpcError(NOT_FOUND, format!("task {id} not found"))),
             }
         }

@@ -203,6 +203,8 @@ impl DevnetArgs {
             block_time: self.block_time.map(Duration::from_millis),
             state_dir: self.state.clone(),
             accounts: self.accounts,
+            // Uploaded packages are checked in a child process of this very binary.
+            package_checker: std::env::current_exe().ok(),
             ..DevnetConfig::default()
         };
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -103,7 +103,7 @@ fn devnet_deploy_task_and_offline_verification() {
         "six.bin",
         "--json",
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 0, "{err}{out}");
     let t: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["task"]["status"], "completed");
     let outs = t["task"]["receipt"]["outputs_float"][0].as_array().unwrap();
@@ -121,6 +121,36 @@ fn devnet_deploy_task_and_offline_verification() {
     let (code, out, err) = run(&["verify", "digits.lcpkg", "--proof", "six.bin"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("valid proof"), "{out}");
+
+    // An uploaded package is checked in a child process before it reaches the validators:
+    // garbage is refused with the loader's error, and the node keeps serving.
+    let poor_key = lightchain_devnet::crypto::AccountKey::from_secret([7; 32]);
+    let tx = lightchain_devnet::chain::TxBody {
+        from: poor_key.public(),
+        nonce: 0,
+        gas_price: 1,
+        kind: lightchain_devnet::chain::TxKind::DeployModel {
+            package: b"LCPKG\0\r\nnot really a package".to_vec(),
+        },
+    }
+    .sign(&poor_key);
+    let resp: serde_json::Value = reqwest::blocking::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "lc_sendTransaction", "params": [tx]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let msg = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("invalid package"), "{resp}");
+    let status: serde_json::Value = reqwest::blocking::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "lc_status", "params": []}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(status["result"]["online"], 4);
 
     // A task that cannot pay is refused at submission, with a clear error.
     let poor = "11".repeat(32);
