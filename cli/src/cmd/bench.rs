@@ -47,6 +47,13 @@ pub struct BenchArgs {
     /// Print the table without writing the file.
     #[arg(long)]
     pub no_write: bool,
+    /// Instead of proving against EZKL: measure end-to-end task latency on an in-process
+    /// devnet of 4 validators over N tasks (submit to receipt with a verified proof).
+    #[arg(long, value_name = "N")]
+    pub devnet: Option<usize>,
+    /// The model folder the devnet benchmark deploys.
+    #[arg(long, default_value = "fixtures/ezkl/1l_mlp")]
+    pub devnet_model: PathBuf,
 }
 
 /// Measure one model (run by `bench` in a child process).
@@ -324,9 +331,16 @@ fn table(rows: &[Row]) -> String {
         let pct = |v: Option<f64>| v.map_or("–".into(), |x| format!("{:.3}%", x * 100.0));
         if !l.ok {
             t.push_str(&format!(
-                "| {} | lightchain failed: {} | | | | | | | | |\n",
+                "| {} | lightchain: {} | | | | | | | | |\n",
                 r.model,
-                l.error.clone().unwrap_or_default().replace('|', "/")
+                // The first clause names the problem (e.g. the unsupported op); the rest is context.
+                l.error
+                    .clone()
+                    .unwrap_or_default()
+                    .split("; ")
+                    .next()
+                    .unwrap_or("")
+                    .replace('|', "/")
             ));
             continue;
         }
@@ -349,14 +363,208 @@ fn table(rows: &[Row]) -> String {
             pair(pct(l.max_rel_error), pct(e.max_rel_error)),
         ));
     }
+    // Ratios to EZKL over the models both proved: geometric means (EZKL / lightchain, so above
+    // 1 means lightchain is faster or smaller).
+    let both: Vec<(&Figures, Figures)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.ezkl
+                .clone()
+                .filter(|e| e.ok && r.lightchain.ok)
+                .map(|e| (&r.lightchain, e))
+        })
+        .collect();
+    let geo = |f: &dyn Fn(&Figures) -> Option<f64>| -> Option<f64> {
+        let v: Vec<f64> = both
+            .iter()
+            .filter_map(|(l, e)| Some(f(e)? / f(l)?))
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .collect();
+        (!v.is_empty()).then(|| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
+    };
+    let show = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.1}×"));
+    t.push_str(&format!(
+        "\nGeometric means of EZKL / lightchain over the {} models both proved: keygen {}, prove {}, verify {}, peak memory {}, proof size {}.\n",
+        both.len(),
+        show(geo(&|f| f.keygen_s)),
+        show(geo(&|f| f.prove_s)),
+        show(geo(&|f| f.verify_s)),
+        show(geo(&|f| f.peak_mib)),
+        show(geo(&|f| f.proof_bytes.map(|b| b as f64))),
+    ));
     t
 }
 
 const BEGIN: &str = "<!-- bench:prove:begin -->";
 const END: &str = "<!-- bench:prove:end -->";
 
+/// A project folder for a model folder: a manifest declaring its inputs (ranges from the input
+/// file, widened) and outputs, so that it can be packaged and deployed.
+fn project_for(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let model =
+        lightchain_aivm::Model::load(&model_file(dir), &Default::default(), &Default::default())?;
+    let input = read_inputs(&model, &dir.join("input.json"))?;
+    let mut toml =
+        String::from("[model]\nname = \"bench\"\nversion = \"0.1.0\"\nonnx = \"model.onnx\"\n\n");
+    for (info, t) in model.inputs().iter().zip(&input.tensors) {
+        let m = t.data.iter().fold(1.0f64, |a, v| a.max(v.abs())) * 2.0;
+        let dtype = if info.dtype == lightchain_aivm::DType::I64 {
+            "i64"
+        } else {
+            "f32"
+        };
+        toml.push_str(&format!(
+            "[[inputs]]\nname = {:?}\ndtype = \"{dtype}\"\nshape = {:?}\nrange = [{}, {}]\n\n",
+            info.name, info.shape, -m, m
+        ));
+    }
+    for info in model.outputs() {
+        let dtype = if info.dtype == lightchain_aivm::DType::I64 {
+            "i64"
+        } else {
+            "f32"
+        };
+        toml.push_str(&format!(
+            "[[outputs]]\nname = {:?}\ndtype = \"{dtype}\"\nshape = {:?}\n\n",
+            info.name, info.shape
+        ));
+    }
+    toml.push_str("[proving]\naccuracy_target = 0.05\n");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("lightchain.toml"), toml)?;
+    std::fs::copy(model_file(dir), out.join("model.onnx"))?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct DevnetReport {
+    machine: String,
+    command: String,
+    model: String,
+    k: u32,
+    validators: usize,
+    tasks: usize,
+    latency_ms: Vec<f64>,
+    median_ms: f64,
+    p10_ms: f64,
+    p90_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    #[serde(skip)]
+    table: String,
+}
+
+impl Human for DevnetReport {
+    fn human(&self, out: &mut String) {
+        out.push_str(&self.table);
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+const DEVNET_BEGIN: &str = "<!-- bench:devnet:begin -->";
+const DEVNET_END: &str = "<!-- bench:devnet:end -->";
+
 impl BenchArgs {
+    fn run_devnet(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(n >= 1, "--devnet needs at least one task");
+        let tmp = tempfile::tempdir()?;
+        let project = tmp.path().join("project");
+        project_for(&self.devnet_model, &project)?;
+        let params = ParamsCache::from_env();
+        let (package, pkg) = lightchain_packager::build(&project, &params, false, &mut |_| {})?;
+        let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            self.devnet_model.join("input.json"),
+        )?)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let validators = 4;
+        let latencies = rt.block_on(async {
+            let cfg = lightchain_devnet::DevnetConfig::default()
+                .with_port(0)
+                .without_rpc()
+                .with_validators(validators);
+            let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
+            let key = handle.dev_accounts()[0].key();
+            tokio::task::block_in_place(|| -> anyhow::Result<Vec<f64>> {
+                let (_, model) = api.deploy(&key, package)?;
+                let pb = shell.progress(n as u64 + 3, "tasks");
+                let mut lat = Vec::with_capacity(n);
+                // Three warm-up tasks (key derivation, caches), then the measured ones.
+                for i in 0..n + 3 {
+                    let start = Instant::now();
+                    let id = api.submit_task(&key, &model, input.clone(), false, 1)?;
+                    api.wait_receipt(&id, std::time::Duration::from_secs(120))?;
+                    if i >= 3 {
+                        lat.push(start.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    pb.inc(1);
+                }
+                pb.finish_and_clear();
+                drop(handle);
+                Ok(lat)
+            })
+        })?;
+        let mut sorted = latencies.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let median = crate::cmd::bench::percentile(&sorted, 0.5);
+        let command = format!(
+            "lightchain bench {}",
+            std::env::args().skip(2).collect::<Vec<_>>().join(" ")
+        )
+        .trim()
+        .to_string();
+        let name = self.devnet_model.display().to_string();
+        let table = format!(
+            "| model | k | validators | tasks | median ms | p10 ms | p90 ms | min ms | max ms |\n|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+            pkg.info.k,
+            percentile(&sorted, 0.1),
+            percentile(&sorted, 0.9),
+            sorted[0],
+            sorted[sorted.len() - 1]
+        );
+        let report = DevnetReport {
+            machine: machine(),
+            command: command.clone(),
+            model: name,
+            k: pkg.info.k,
+            validators,
+            tasks: n,
+            median_ms: median,
+            p10_ms: percentile(&sorted, 0.1),
+            p90_ms: percentile(&sorted, 0.9),
+            min_ms: sorted[0],
+            max_ms: sorted[sorted.len() - 1],
+            latency_ms: latencies,
+            table,
+        };
+        if !self.no_write {
+            let section = format!(
+                "{DEVNET_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {validators} validators with instant mining; each task is submitted, included in a block, executed and proven by its executor, and its result included in a further block whose every validator verified the proof before voting. Latency is from submission to the receipt, one task at a time, after three warm-up tasks.\n\n{}{DEVNET_END}",
+                report.machine, report.table
+            );
+            let old =
+                std::fs::read_to_string(&self.out).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+            let new = match (old.find(DEVNET_BEGIN), old.find(DEVNET_END)) {
+                (Some(a), Some(b)) if b > a => {
+                    format!("{}{section}{}", &old[..a], &old[b + DEVNET_END.len()..])
+                }
+                _ => format!("{old}\n## Devnet: end-to-end task latency\n\n{section}\n"),
+            };
+            std::fs::write(&self.out, new)
+                .with_context(|| format!("cannot write {}", self.out.display()))?;
+        }
+        shell.emit(&report)
+    }
+
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
+        if let Some(n) = self.devnet {
+            return self.run_devnet(shell, n);
+        }
         let models = if self.models.is_empty() {
             default_models()?
         } else {
