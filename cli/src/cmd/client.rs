@@ -243,14 +243,21 @@ impl Human for TaskReport {
                     .decode(p)
                     .map_or(0, |b| b.len())
             });
+            let others: Vec<u64> = r["verified_by"]
+                .as_array()
+                .map(|v| v.iter().filter_map(|x| x.as_u64()).collect::<Vec<u64>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&v| Some(v) != r["executor"].as_u64())
+                .collect();
             out.push_str(&format!(
-                "outputs   {}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {}\nblock     {}\n",
+                "outputs   {}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {:?}\nblock     {}\n",
                 r["outputs_float"],
                 r["gas_used"],
                 r["fee"],
                 proof_len,
                 r["executor"],
-                r["verified_by"],
+                others,
                 r["block_height"]
             ));
         }
