@@ -148,6 +148,32 @@ impl Program {
     /// Runs the program; returns every tensor's values (the full witness), indexed by tensor id.
     /// Inputs are integer tensors at their input scales, in `self.inputs` order.
     pub fn execute_all(&self, inputs: &[Vec<i64>]) -> Result<Vec<Vec<i64>>> {
+        self.check_inputs(inputs)?;
+        let mut vals: Vec<Vec<i64>> = vec![Vec::new(); self.tensors.len()];
+        for (io, x) in self.inputs.iter().zip(inputs) {
+            vals[io.tensor] = x.clone();
+        }
+        for n in &self.nodes {
+            let y = self.eval_node(n, &vals)?;
+            let meta = &self.tensors[n.output];
+            let (lo, hi) = bit_range(meta.bits);
+            if y.iter().any(|&v| v < lo || v > hi) {
+                return Err(AivmError::Overflow {
+                    node: n.name.clone(),
+                    tensor: n.output,
+                    shape: ShapeDisplay(meta.shape.clone()),
+                    bits: meta.bits,
+                });
+            }
+            vals[n.output] = y;
+        }
+        Ok(vals)
+    }
+
+    /// Checks quantized inputs before anything runs: their number, element counts, and that
+    /// every value lies in its input's calibrated bit range (the circuit range-checks inputs,
+    /// so an input outside it could never be proven).
+    pub fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<()> {
         if inputs.len() != self.inputs.len() {
             return Err(AivmError::InputFormat(format!(
                 "the program takes {} inputs, {} given",
@@ -155,7 +181,6 @@ impl Program {
                 inputs.len()
             )));
         }
-        let mut vals: Vec<Vec<i64>> = vec![Vec::new(); self.tensors.len()];
         for (io, x) in self.inputs.iter().zip(inputs) {
             let meta = &self.tensors[io.tensor];
             if x.len() != numel(&meta.shape) {
@@ -178,23 +203,8 @@ impl Program {
                     ),
                 });
             }
-            vals[io.tensor] = x.clone();
         }
-        for n in &self.nodes {
-            let y = self.eval_node(n, &vals)?;
-            let meta = &self.tensors[n.output];
-            let (lo, hi) = bit_range(meta.bits);
-            if y.iter().any(|&v| v < lo || v > hi) {
-                return Err(AivmError::Overflow {
-                    node: n.name.clone(),
-                    tensor: n.output,
-                    shape: ShapeDisplay(meta.shape.clone()),
-                    bits: meta.bits,
-                });
-            }
-            vals[n.output] = y;
-        }
-        Ok(vals)
+        Ok(())
     }
 
     /// Runs the program and returns its outputs, in `self.outputs` order.

@@ -32,20 +32,7 @@ pub fn estimate_program(
     curve: Option<&CostCurve>,
 ) -> Result<Estimate> {
     let q = program.quantize_inputs(inputs)?;
-    for (io, x) in program.inputs.iter().zip(&q) {
-        let meta = &program.tensors[io.tensor];
-        let (lo, hi) = lightchain_aivm::program::bit_range(meta.bits);
-        if x.iter().any(|&v| v < lo || v > hi) {
-            return Err(lightchain_aivm::AivmError::Input {
-                name: io.name.clone(),
-                reason: format!(
-                    "values exceed the {}-bit range calibrated for this input",
-                    meta.bits
-                ),
-            }
-            .into());
-        }
-    }
+    program.check_inputs(&q)?;
     let breakdown = gas::meter(program, visibility);
     let gas = breakdown.total;
     Ok(Estimate {
