@@ -43,6 +43,28 @@ impl Default for ChainParams {
     }
 }
 
+/// Why a task result is not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResultError {
+    /// The task does not wait for this result now (already completed, another attempt or
+    /// executor, unknown task, a signature that is not the executor's): nobody's offence.
+    Stale(String),
+    /// The result itself is wrong (its proof fails or does not match the task): evidence
+    /// against its executor.
+    Invalid(String),
+    /// This validator could not check it (keys, parameters): neither accepted nor evidence.
+    Local(String),
+}
+
+impl std::fmt::Display for ResultError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultError::Stale(e) => write!(f, "stale: {e}"),
+            ResultError::Invalid(e) | ResultError::Local(e) => f.write_str(e),
+        }
+    }
+}
+
 /// A package load's outcome, cached by the package's hash.
 type LoadOutcome = Result<Arc<Package>, String>;
 
@@ -54,7 +76,10 @@ pub struct Runtime {
     by_model: Mutex<HashMap<String, Arc<Package>>>,
     verifiers: Mutex<HashMap<String, Arc<Keys>>>,
     provers: Mutex<HashMap<String, Arc<Keys>>>,
-    checked: Mutex<HashMap<[u8; 32], Result<(), String>>>,
+    /// Gas of one task of each loaded model (metering lays the circuit out: done once).
+    gas: Mutex<HashMap<String, gas::GasReport>>,
+    /// Outcomes of proof checks (never of state checks), by result hash.
+    checked: Mutex<HashMap<[u8; 32], Result<(), ResultError>>>,
 }
 
 impl Runtime {
@@ -65,6 +90,7 @@ impl Runtime {
             by_model: Default::default(),
             verifiers: Default::default(),
             provers: Default::default(),
+            gas: Default::default(),
             checked: Default::default(),
         }
     }
@@ -88,6 +114,21 @@ impl Runtime {
         }
         self.packages.lock().expect("cache").insert(key, r.clone());
         r
+    }
+
+    /// The gas of one task of a package's model, metered from its program (a package's own
+    /// gas table is not trusted).
+    pub fn gas(&self, pkg: &Package) -> gas::GasReport {
+        let id = &pkg.info.model_id;
+        if let Some(g) = self.gas.lock().expect("cache").get(id) {
+            return g.clone();
+        }
+        let g = gas::meter(&pkg.program, pkg.info.input_visibility);
+        self.gas
+            .lock()
+            .expect("cache")
+            .insert(id.clone(), g.clone());
+        g
     }
 
     /// A deployed model's package (loaded when its deployment was applied).
@@ -125,63 +166,80 @@ impl Runtime {
         self.keys(model_id, false)
     }
 
-    /// Checks a task result against the task: executor, signature, public inputs and proof.
-    /// Outcomes are cached by the result's hash.
-    pub fn check_result(&self, state: &State, r: &TaskResult) -> Result<(), String> {
+    /// Checks a task result against the task: that the task waits for it from this executor
+    /// and is signed by it (against `state`, every time), then its public inputs and proof
+    /// (cached by the result's hash: that part depends on the result and the task alone).
+    pub fn check_result(&self, state: &State, r: &TaskResult) -> Result<(), ResultError> {
+        let stale = |e: &str| ResultError::Stale(e.to_string());
+        let task = state
+            .tasks
+            .get(&r.task_id)
+            .ok_or_else(|| stale("unknown task"))?;
+        match task.status {
+            TaskStatus::Pending {
+                attempt, executor, ..
+            } if attempt == r.attempt && executor == r.executor => {}
+            _ => return Err(stale("the task is not waiting for this executor")),
+        }
+        let v = state
+            .validators
+            .get(r.executor)
+            .ok_or_else(|| stale("unknown executor"))?;
+        let msg = TaskResult::sign_bytes(&r.task_id, r.attempt, r.executor, &r.outputs, &r.proof);
+        if !crypto::verify(&v.account_key, &msg, &r.signature) {
+            return Err(stale("the executor's signature is invalid"));
+        }
         let key = r.hash();
         if let Some(c) = self.checked.lock().expect("cache").get(&key) {
             return c.clone();
         }
-        let out = self.check_result_uncached(state, r);
-        // Only outcomes that depend on the result alone are cached (not "task not pending").
-        if !matches!(&out, Err(e) if e.starts_with("stale")) {
+        let out = self.check_proof(task, r);
+        if !matches!(out, Err(ResultError::Local(_))) {
             self.checked.lock().expect("cache").insert(key, out.clone());
         }
         out
     }
 
-    fn check_result_uncached(&self, state: &State, r: &TaskResult) -> Result<(), String> {
-        let task = state.tasks.get(&r.task_id).ok_or("stale: unknown task")?;
-        match task.status {
-            TaskStatus::Pending {
-                attempt, executor, ..
-            } if attempt == r.attempt && executor == r.executor => {}
-            _ => return Err("stale: the task is not waiting for this executor".into()),
-        }
-        let v = state.validators.get(r.executor).ok_or("unknown executor")?;
-        let msg = TaskResult::sign_bytes(&r.task_id, r.attempt, r.executor, &r.outputs, &r.proof);
-        if !crypto::verify(&v.account_key, &msg, &r.signature) {
-            return Err("stale: the executor's signature is invalid".into());
-        }
-        let proof = Proof::from_bytes(&r.proof).map_err(|e| e.to_string())?;
+    /// The result's proof against its task: model, nonce, outputs, inputs, then verification.
+    fn check_proof(&self, task: &Task, r: &TaskResult) -> Result<(), ResultError> {
+        let invalid = |e: &str| ResultError::Invalid(e.to_string());
+        let local = |e: String| ResultError::Local(e);
+        let proof = Proof::from_bytes(&r.proof).map_err(|e| invalid(&e.to_string()))?;
         if proof.model_id.to_string() != task.model_id {
-            return Err("the proof is for another model".into());
+            return Err(invalid("the proof is for another model"));
         }
         if crypto::hex(&proof.nonce) != task.id {
-            return Err("the proof is bound to another task".into());
+            return Err(invalid("the proof is bound to another task"));
         }
         if proof.outputs != r.outputs {
-            return Err("the outputs differ from the proof's public outputs".into());
+            return Err(invalid(
+                "the outputs differ from the proof's public outputs",
+            ));
         }
         let pkg = self
             .package(&task.model_id)
-            .ok_or("the model is not deployed")?;
+            .ok_or_else(|| local("the model is not deployed".into()))?;
         match (&task.input, &proof.input) {
             (TaskInput::Public { inputs }, PublicInput::Values(v)) => {
-                let q = public_inputs(&pkg, inputs)?;
+                // The task's inputs were checked when it was submitted.
+                let q = public_inputs(&pkg, inputs).map_err(local)?;
                 if &q != v {
-                    return Err("the proof's inputs are not the task's".into());
+                    return Err(invalid("the proof's inputs are not the task's"));
                 }
             }
             (TaskInput::Encrypted { commitment, .. }, PublicInput::Commitment(c)) => {
                 if c != commitment {
-                    return Err("the proof's input commitment is not the task's".into());
+                    return Err(invalid("the proof's input commitment is not the task's"));
                 }
             }
-            _ => return Err("the proof's input visibility does not match the task".into()),
+            _ => {
+                return Err(invalid(
+                    "the proof's input visibility does not match the task",
+                ));
+            }
         }
-        let keys = self.verifier(&task.model_id)?;
-        keys.verify(&proof).map_err(|e| e.to_string())
+        let keys = self.verifier(&task.model_id).map_err(local)?;
+        keys.verify(&proof).map_err(|e| invalid(&e.to_string()))
     }
 }
 
@@ -191,9 +249,12 @@ pub fn public_inputs(pkg: &Package, inputs: &serde_json::Value) -> Result<Vec<Ve
         .model
         .parse_inputs(&inputs.to_string())
         .map_err(|e| e.to_string())?;
-    pkg.program
+    let q = pkg
+        .program
         .quantize_inputs(&parsed)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    pkg.program.check_inputs(&q).map_err(|e| e.to_string())?;
+    Ok(q)
 }
 
 /// The executor of a task's attempt: a deterministic pick among the validators that have not
@@ -284,7 +345,10 @@ pub fn apply_tx(
     match &tx.body.kind {
         TxKind::Transfer { to, amount } => {
             let fee = p.base_gas as u128 * price;
-            debit(state, &from, fee + amount)?;
+            let total = fee
+                .checked_add(*amount)
+                .ok_or("the amount plus the fee overflows")?;
+            debit(state, &from, total)?;
             credit(state, to, *amount);
             credit(state, &proposer_account, fee);
         }
@@ -297,8 +361,7 @@ pub fn apply_tx(
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
             debit(state, &from, fee)?;
             credit(state, &proposer_account, fee);
-            // Gas is recomputed from the program: a package's own gas table is not trusted.
-            let g = gas::meter(&pkg.program, pkg.info.input_visibility);
+            let g = rt.gas(&pkg);
             state.models.insert(
                 id.clone(),
                 ModelRecord {
@@ -481,16 +544,14 @@ pub fn apply(
     }
     for Evidence { result: r, reason } in &block.evidence {
         match rt.check_result(state, r) {
+            Err(ResultError::Invalid(_)) => {}
             Ok(()) => {
                 return Err(format!(
                     "evidence against task {}: the result is valid",
                     r.task_id
                 ));
             }
-            Err(e) if e.starts_with("stale") => {
-                return Err(format!("evidence against task {}: {e}", r.task_id));
-            }
-            Err(_) => {}
+            Err(e) => return Err(format!("evidence against task {}: {e}", r.task_id)),
         }
         let v = &mut state.validators[r.executor];
         let slashed = p.slash.min(v.stake);
@@ -591,14 +652,14 @@ pub fn build(
                 resolved.push(r.task_id.clone());
                 results.push(r.clone());
             }
-            Err(e) if e.starts_with("stale") => {}
-            Err(e) => {
+            Err(ResultError::Invalid(e)) => {
                 resolved.push(r.task_id.clone());
                 evidence.push(Evidence {
                     result: r.clone(),
                     reason: e,
                 });
             }
+            Err(ResultError::Stale(_) | ResultError::Local(_)) => {}
         }
     }
     let reassign: Vec<String> = s

@@ -132,6 +132,7 @@ pub struct SealedInput {
 pub enum TxKind {
     Transfer {
         to: Address,
+        #[serde(with = "dec")]
         amount: u128,
     },
     DeployModel {
@@ -304,6 +305,7 @@ pub struct Receipt {
     pub block_height: u64,
     #[serde(with = "hex32")]
     pub block_hash: [u8; 32],
-    /// Validators that verified the proof and signed the block's commit.
+    /// Validators other than the executor that verified the proof and signed the block's
+    /// commit.
     pub verified_by: Vec<usize>,
 }
