@@ -223,9 +223,9 @@ struct Inner {
     behaviors: Vec<Arc<RwLock<Behavior>>>,
     runtimes: Vec<Arc<Runtime>>,
     accounts: Vec<DevAccount>,
-    nonces: Mutex<HashMap<Address, u64>>,
-    /// Tasks sent through this API that no block has included yet.
-    submitted: Mutex<std::collections::HashSet<String>>,
+    /// Transactions sent through this API recently (hash -> sender, nonce, when): they count
+    /// as pending until the validators' mempools show them.
+    sent: Mutex<HashMap<String, (Address, u64, Instant)>>,
     snapshots: Mutex<Vec<u64>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -423,7 +423,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
             state: last.clone(),
             blocks: blocks.clone(),
             receipts: receipts.clone(),
-            mempool: 0,
+            mempool: vec![],
         }));
         let behavior = Arc::new(RwLock::new(
             config
@@ -483,8 +483,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         behaviors,
         runtimes,
         accounts,
-        nonces: Mutex::new(HashMap::new()),
-        submitted: Mutex::new(Default::default()),
+        sent: Mutex::new(HashMap::new()),
         snapshots: Mutex::new(vec![]),
         threads: Mutex::new(threads),
     });
@@ -528,11 +527,39 @@ impl DevnetApi {
 
     /// The chain as the most advanced online validator has it.
     pub fn view(&self) -> ChainView {
-        self.online()
+        self.with_view(|v| v.clone())
+    }
+
+    /// Reads the most advanced online validator's chain without copying it.
+    pub fn with_view<R>(&self, f: impl FnOnce(&ChainView) -> R) -> R {
+        let best = self
+            .online()
             .into_iter()
-            .map(|i| self.inner.views[i].read().expect("view").clone())
-            .max_by_key(|v| v.state.height)
-            .unwrap_or_else(|| self.inner.views[0].read().expect("view").clone())
+            .max_by_key(|&i| self.inner.views[i].read().expect("view").state.height)
+            .unwrap_or(0);
+        f(&self.inner.views[best].read().expect("view"))
+    }
+
+    /// How long a transaction sent through this API counts as pending before it shows in a
+    /// validator's mempool (gossip is in-process, so this is generous).
+    const GOSSIP_GRACE: Duration = Duration::from_secs(10);
+
+    /// Hashes, senders and nonces of the transactions waiting for a block: those in the online
+    /// validators' mempools and those sent through this API moments ago.
+    fn pending(&self) -> Vec<(String, Address, u64)> {
+        let mut out: Vec<(String, Address, u64)> = vec![];
+        for i in self.online() {
+            let v = self.inner.views[i].read().expect("view");
+            out.extend(
+                v.mempool
+                    .iter()
+                    .map(|t| (t.hash.clone(), t.sender, t.nonce)),
+            );
+        }
+        let mut sent = self.inner.sent.lock().expect("sent");
+        sent.retain(|_, (_, _, at)| at.elapsed() < Self::GOSSIP_GRACE);
+        out.extend(sent.iter().map(|(h, (a, n, _))| (h.clone(), *a, *n)));
+        out
     }
 
     /// Each validator's view (tests compare them).
@@ -553,55 +580,62 @@ impl DevnetApi {
     }
 
     pub fn status(&self) -> Status {
-        let v = self.view();
-        Status {
+        let online = self.online().len();
+        self.with_view(|v| Status {
             chain_id: v.state.chain_id.clone(),
             height: v.state.height,
             last_hash: crypto::hex(&v.state.last_hash),
             validators: self.inner.views.len(),
-            online: self.online().len(),
-            mempool: v.mempool,
+            online,
+            mempool: v.mempool.len(),
             models: v.state.models.len(),
             tasks: v.state.tasks.len(),
             block_time_ms: self.inner.config.block_time.map(|d| d.as_millis() as u64),
-        }
+        })
     }
 
     pub fn validators(&self) -> Vec<ValidatorRecord> {
-        self.view().state.validators.clone()
+        self.with_view(|v| v.state.validators.clone())
     }
 
     pub fn balance(&self, a: &Address) -> Account {
-        self.view().state.account(a)
+        self.with_view(|v| v.state.account(a))
     }
 
     pub fn block(&self, height: u64) -> Option<CommittedBlock> {
-        let v = self.view();
-        height
-            .checked_sub(1)
-            .and_then(|h| v.blocks.get(h as usize).cloned())
+        let h = height.checked_sub(1)?;
+        self.with_view(|v| v.blocks.get(h as usize).cloned())
     }
 
     pub fn task(&self, id: &str) -> Option<Task> {
-        let task = self.view().state.tasks.get(id).cloned();
-        if task.is_some() {
-            self.inner.submitted.lock().expect("submitted").remove(id);
-        }
-        task
+        self.with_view(|v| v.state.tasks.get(id).cloned())
     }
 
-    /// Whether a task was sent through this API and waits in the mempool for a block.
+    /// Whether a task waits for a block: sent, not yet included.
     pub fn task_in_mempool(&self, id: &str) -> bool {
-        let sent = self.inner.submitted.lock().expect("submitted").contains(id);
-        sent && self.task(id).is_none()
+        self.pending().iter().any(|(h, _, _)| h == id) && self.task(id).is_none()
     }
 
     pub fn receipt(&self, id: &str) -> Option<Receipt> {
-        self.view().receipts.get(id).cloned()
+        self.with_view(|v| v.receipts.get(id).cloned())
     }
 
     pub fn model(&self, id: &str) -> Option<chain::state::ModelRecord> {
-        self.view().state.models.get(id).cloned()
+        self.with_view(|v| v.state.models.get(id).cloned())
+    }
+
+    /// A deployed model's package bytes, from the block that deployed it.
+    pub fn package_bytes(&self, id: &str) -> Option<Vec<u8>> {
+        let m = self.model(id)?;
+        let block = self.block(m.height)?;
+        block.block.txs.into_iter().find_map(|t| match t.body.kind {
+            TxKind::DeployModel { package }
+                if blake3::hash(&package).as_bytes() == &m.package_hash =>
+            {
+                Some(package)
+            }
+            _ => None,
+        })
     }
 
     /// A deployed model's package bytes are kept by every validator's runtime.
@@ -616,57 +650,85 @@ impl DevnetApi {
         {
             check_package_out_of_process(checker, package)?;
         }
-        let state = self.view().state;
-        let rt = &self.inner.runtimes[self.online().first().copied().unwrap_or(0)];
-        chain::exec::precheck(rt, &self.inner.config.chain, &state, &tx)
+        let rt = self.runtime();
+        self.with_view(|v| chain::exec::precheck(rt, &self.inner.config.chain, &v.state, &tx))
             .map_err(DevnetError::Refused)?;
-        let hash = crypto::hex(&tx.hash());
+        let sender = tx.body.sender();
+        if self
+            .pending()
+            .iter()
+            .any(|(_, a, n)| *a == sender && *n == tx.body.nonce)
         {
-            let mut nonces = self.inner.nonces.lock().expect("nonces");
-            let n = nonces.entry(tx.body.sender()).or_insert(0);
-            *n = (*n).max(tx.body.nonce + 1);
+            return Err(DevnetError::Refused(format!(
+                "nonce {} is taken by a pending transaction; the next nonce is {}",
+                tx.body.nonce,
+                self.next_nonce(&sender)
+            )));
         }
-        if matches!(tx.body.kind, TxKind::SubmitTask { .. }) {
-            self.inner
-                .submitted
-                .lock()
-                .expect("submitted")
-                .insert(hash.clone());
-        }
+        let hash = crypto::hex(&tx.hash());
+        self.inner
+            .sent
+            .lock()
+            .expect("sent")
+            .insert(hash.clone(), (sender, tx.body.nonce, Instant::now()));
         for i in 0..self.inner.net.len() {
             self.inner.net.send(net::API, i, NetMsg::Tx(tx.clone()));
         }
         Ok(hash)
     }
 
-    /// The next nonce to use for an account (its chain nonce or past the transactions sent
-    /// through this API).
+    /// The next nonce to use for an account: its chain nonce, past the run of nonces its
+    /// pending transactions hold.
     pub fn next_nonce(&self, a: &Address) -> u64 {
-        let chain = self.balance(a).nonce;
-        let sent = self
-            .inner
-            .nonces
-            .lock()
-            .expect("nonces")
-            .get(a)
-            .copied()
-            .unwrap_or(0);
-        chain.max(sent)
+        let taken: std::collections::HashSet<u64> = self
+            .pending()
+            .into_iter()
+            .filter(|(_, s, _)| s == a)
+            .map(|(_, _, n)| n)
+            .collect();
+        let mut n = self.balance(a).nonce;
+        while taken.contains(&n) {
+            n += 1;
+        }
+        n
+    }
+
+    /// The runtime of the first online validator (package and key caches).
+    fn runtime(&self) -> &Runtime {
+        &self.inner.runtimes[self.online().first().copied().unwrap_or(0)]
+    }
+
+    /// Sends a signed deployment; returns (transaction hash, model id). The package is checked
+    /// (out of process where a checker is configured) before anything in this process loads it.
+    pub fn send_deployment(&self, tx: SignedTx) -> Result<(String, String)> {
+        let TxKind::DeployModel { package } = &tx.body.kind else {
+            return Err(DevnetError::Refused(
+                "expected a DeployModel transaction".into(),
+            ));
+        };
+        let package = package.clone();
+        let hash = self.send_transaction(tx)?;
+        // Loaded (and cached) by the precheck in send_transaction.
+        let id = self
+            .runtime()
+            .load_package(&package)
+            .map_err(DevnetError::Refused)?
+            .info
+            .model_id
+            .clone();
+        Ok((hash, id))
     }
 
     /// Signs and sends a deployment and waits until it is committed; returns (transaction
     /// hash, model id).
     pub fn deploy(&self, key: &AccountKey, package: Vec<u8>) -> Result<(String, String)> {
-        let pkg =
-            lightchain_packager::load(&package).map_err(|e| DevnetError::Refused(e.to_string()))?;
-        let id = pkg.info.model_id.clone();
         let body = TxBody {
             from: key.public(),
             nonce: self.next_nonce(&key.address()),
             gas_price: 1,
             kind: TxKind::DeployModel { package },
         };
-        let hash = self.send_transaction(body.sign(key))?;
+        let (hash, id) = self.send_deployment(body.sign(key))?;
         let start = Instant::now();
         while self.model(&id).is_none() {
             if start.elapsed() > Duration::from_secs(60) {
@@ -777,7 +839,8 @@ impl DevnetApi {
         (s.len() - 1) as u64
     }
 
-    /// Rolls every validator back to a snapshot; `false` for an unknown id.
+    /// Rolls every validator back to a snapshot; `false` for an unknown id or when the online
+    /// validators did not get there within 10 s.
     pub fn revert(&self, id: u64) -> bool {
         let Some(h) = self
             .inner
@@ -792,13 +855,16 @@ impl DevnetApi {
         for i in 0..self.inner.net.len() {
             self.inner.net.send(net::API, i, NetMsg::Revert(h));
         }
+        // The reverted mempools are empty; so is what this API counted as pending.
+        self.inner.sent.lock().expect("sent").clear();
         let start = Instant::now();
-        while self.views().iter().any(|v| v.state.height != h)
-            && start.elapsed() < Duration::from_secs(10)
-        {
+        let at = |i: usize| self.inner.views[i].read().expect("view").state.height == h;
+        while !self.online().into_iter().all(at) {
+            if start.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.inner.nonces.lock().expect("nonces").clear();
         true
     }
 
@@ -833,6 +899,9 @@ impl DevnetApi {
     }
 }
 
+/// The longest a package check may take (packaging-time guards make real ones take seconds).
+const CHECKER_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Runs the package checker on `package` in a child process.
 fn check_package_out_of_process(checker: &std::path::Path, package: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -849,15 +918,35 @@ fn check_package_out_of_process(checker: &std::path::Path, package: &[u8]) -> Re
             ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
+        // A checker that exits early closes the pipe; its exit status says why.
         let _ = stdin.write_all(package);
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| DevnetError::Config(format!("package checker: {e}")))?;
-    if out.status.success() {
+    // A loader that hangs costs the upload, not a request thread.
+    let deadline = Instant::now() + CHECKER_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(DevnetError::Refused(format!(
+                    "invalid package: checking it took longer than {} s",
+                    CHECKER_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(DevnetError::Config(format!("package checker: {e}"))),
+        }
+    };
+    if status.success() {
         return Ok(());
     }
-    let msg = String::from_utf8_lossy(&out.stderr);
+    let mut stderr = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_end(&mut stderr);
+    }
+    let msg = String::from_utf8_lossy(&stderr);
     let first = msg
         .lines()
         .find(|l| !l.trim().is_empty())

@@ -89,18 +89,13 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
         }
         "lc_deployModel" => {
             let tx: SignedTx = param(params, 0, "signed DeployModel transaction")?;
-            let TxKind::DeployModel { package } = &tx.body.kind else {
+            if !matches!(tx.body.kind, TxKind::DeployModel { .. }) {
                 return Err(RpcError(
                     INVALID_PARAMS,
                     "expected a DeployModel transaction".into(),
                 ));
-            };
-            let model_id = lightchain_packager::load(package)
-                .map_err(|e| RpcError(REFUSED, e.to_string()))?
-                .info
-                .model_id
-                .clone();
-            let hash = api.send_transaction(tx)?;
+            }
+            let (hash, model_id) = api.send_deployment(tx)?;
             Ok(json!({"tx_hash": hash, "model_id": model_id}))
         }
         "lc_submitTask" => {
@@ -153,19 +148,7 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                 .ok_or_else(|| RpcError(NOT_FOUND, format!("model {id} is not deployed")))?;
             let mut v = to_value(&m)?;
             if with_package {
-                let pkg = api
-                    .view()
-                    .blocks
-                    .iter()
-                    .flat_map(|b| b.block.txs.iter())
-                    .find_map(|t| match &t.body.kind {
-                        TxKind::DeployModel { package }
-                            if blake3::hash(package).as_bytes() == &m.package_hash =>
-                        {
-                            Some(package.clone())
-                        }
-                        _ => None,
-                    });
+                let pkg = api.package_bytes(&id);
                 v["package"] =
                     json!(pkg.map(|p| base64::engine::general_purpose::STANDARD.encode(p)));
             }
@@ -190,8 +173,10 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
         "lc_validators" => to_value(api.validators()),
         "lc_getBalance" => {
             let a: Address = param(params, 0, "address")?;
-            let acct = api.balance(&a);
-            to_value(acct)
+            let mut v = to_value(api.balance(&a))?;
+            // The nonce to sign the account's next transaction with (past its pending ones).
+            v["next_nonce"] = json!(api.next_nonce(&a));
+            Ok(v)
         }
         "dev_mine" => Ok(json!(api.mine()?)),
         "dev_snapshot" => Ok(json!(api.snapshot())),

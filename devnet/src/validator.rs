@@ -14,7 +14,7 @@ use lightchain_aivm::proof::PublicInput;
 use crate::chain::exec::{self, ChainParams, Pools, Runtime};
 use crate::chain::state::TaskStatus;
 use crate::chain::{
-    Block, CommittedBlock, Receipt, SealedInput, SignedTx, State, TaskInput, TaskResult,
+    Address, Block, CommittedBlock, Receipt, SealedInput, SignedTx, State, TaskInput, TaskResult,
 };
 use crate::crypto::{self, AccountKey};
 use crate::net::{NetMsg, Network};
@@ -40,7 +40,17 @@ pub struct ChainView {
     pub state: State,
     pub blocks: Vec<CommittedBlock>,
     pub receipts: BTreeMap<String, Receipt>,
-    pub mempool: usize,
+    /// The transactions waiting in this validator's mempool.
+    pub mempool: Vec<PendingTx>,
+}
+
+/// A mempool transaction as the API sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingTx {
+    /// The transaction hash (a task's id), hex.
+    pub hash: String,
+    pub sender: Address,
+    pub nonce: u64,
 }
 
 /// The keys of one validator.
@@ -174,7 +184,7 @@ impl App {
         }
         if exec::precheck(&self.rt, &self.params, &self.state, &tx).is_ok() {
             self.mempool.push(tx);
-            self.publish_view();
+            self.publish_mempool();
         }
     }
 
@@ -232,7 +242,11 @@ impl App {
         self.history.push(self.state.clone());
         for mut r in applied.receipts {
             r.block_hash = hash;
-            r.verified_by = signers.clone();
+            r.verified_by = signers
+                .iter()
+                .copied()
+                .filter(|&v| v != r.executor)
+                .collect();
             self.receipts.insert(r.task_id.clone(), r);
         }
         let committed = CommittedBlock {
@@ -286,7 +300,24 @@ impl App {
             v.blocks = self.blocks.clone();
             v.receipts = self.receipts.clone();
         }
-        v.mempool = self.mempool.len();
+        v.mempool = self.pending();
+    }
+
+    fn pending(&self) -> Vec<PendingTx> {
+        self.mempool
+            .iter()
+            .map(|t| PendingTx {
+                hash: crypto::hex(&t.hash()),
+                sender: t.body.sender(),
+                nonce: t.body.nonce,
+            })
+            .collect()
+    }
+
+    /// Publishes the mempool alone (a new transaction changes nothing else).
+    fn publish_mempool(&self) {
+        let pending = self.pending();
+        self.view.write().expect("view").mempool = pending;
     }
 
     /// Rolls the chain back to `height` (dev_revert).

@@ -82,8 +82,10 @@ impl Rpc {
     }
 
     fn nonce(&self, a: &Address) -> anyhow::Result<u64> {
-        Ok(self.call("lc_getBalance", json!([a.to_string()]))?["nonce"]
+        let acct = self.call("lc_getBalance", json!([a.to_string()]))?;
+        Ok(acct["next_nonce"]
             .as_u64()
+            .or_else(|| acct["nonce"].as_u64())
             .unwrap_or(0))
     }
 }
@@ -243,21 +245,14 @@ impl Human for TaskReport {
                     .decode(p)
                     .map_or(0, |b| b.len())
             });
-            let others: Vec<u64> = r["verified_by"]
-                .as_array()
-                .map(|v| v.iter().filter_map(|x| x.as_u64()).collect::<Vec<u64>>())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|&v| Some(v) != r["executor"].as_u64())
-                .collect();
             out.push_str(&format!(
-                "outputs   {}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {:?}\nblock     {}\n",
+                "outputs   {}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {}\nblock     {}\n",
                 r["outputs_float"],
                 r["gas_used"],
                 r["fee"],
                 proof_len,
                 r["executor"],
-                others,
+                r["verified_by"],
                 r["block_height"]
             ));
         }
