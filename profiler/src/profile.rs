@@ -125,7 +125,8 @@ fn peak_reset() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn peak_mib() -> Option<f64> {
+/// This process's peak resident memory so far (Linux `VmHWM`), in MiB.
+pub fn peak_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = s
         .lines()

@@ -108,13 +108,6 @@ fn model_file(dir: &Path) -> PathBuf {
     }
 }
 
-fn peak_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 impl BenchOneArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let f = match measure(&self.dir) {
@@ -169,7 +162,7 @@ fn measure(dir: &Path) -> anyhow::Result<Figures> {
         prove_s: Some(prove_s),
         verify_s: Some(verify_s),
         proof_bytes: Some(proof.proof.len() as u64),
-        peak_mib: peak_mib(),
+        peak_mib: lightchain_profiler::profile::peak_mib(),
         max_rel_error: Some(acc.max_rel_error()),
     })
 }
@@ -395,6 +388,34 @@ fn table(rows: &[Row]) -> String {
     t
 }
 
+/// The command line this benchmark was run with, for the report.
+fn this_command() -> String {
+    format!(
+        "lightchain bench {}",
+        std::env::args().skip(2).collect::<Vec<_>>().join(" ")
+    )
+    .trim()
+    .to_string()
+}
+
+/// Replaces the section between `markers` in `path` (section includes the markers), or
+/// appends it under `heading`.
+fn write_section(
+    path: &Path,
+    heading: &str,
+    (begin, end): (&str, &str),
+    section: &str,
+) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(a), Some(b)) if b > a => {
+            format!("{}{section}{}", &old[..a], &old[b + end.len()..])
+        }
+        _ => format!("{old}\n## {heading}\n\n{section}\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("cannot write {}", path.display()))
+}
+
 const BEGIN: &str = "<!-- bench:prove:begin -->";
 const END: &str = "<!-- bench:prove:end -->";
 
@@ -512,12 +533,7 @@ impl BenchArgs {
         let mut sorted = latencies.clone();
         sorted.sort_by(|a, b| a.total_cmp(b));
         let median = crate::cmd::bench::percentile(&sorted, 0.5);
-        let command = format!(
-            "lightchain bench {}",
-            std::env::args().skip(2).collect::<Vec<_>>().join(" ")
-        )
-        .trim()
-        .to_string();
+        let command = this_command();
         let name = self.devnet_model.display().to_string();
         let table = format!(
             "| model | k | validators | tasks | median ms | p10 ms | p90 ms | min ms | max ms |\n|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
@@ -547,16 +563,12 @@ impl BenchArgs {
                 "{DEVNET_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {validators} validators with instant mining; each task is submitted, included in a block, executed and proven by its executor, and its result included in a further block whose every validator verified the proof before voting. Latency is from submission to the receipt, one task at a time, after three warm-up tasks.\n\n{}{DEVNET_END}",
                 report.machine, report.table
             );
-            let old =
-                std::fs::read_to_string(&self.out).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-            let new = match (old.find(DEVNET_BEGIN), old.find(DEVNET_END)) {
-                (Some(a), Some(b)) if b > a => {
-                    format!("{}{section}{}", &old[..a], &old[b + DEVNET_END.len()..])
-                }
-                _ => format!("{old}\n## Devnet: end-to-end task latency\n\n{section}\n"),
-            };
-            std::fs::write(&self.out, new)
-                .with_context(|| format!("cannot write {}", self.out.display()))?;
+            write_section(
+                &self.out,
+                "Devnet: end-to-end task latency",
+                (DEVNET_BEGIN, DEVNET_END),
+                &section,
+            )?;
         }
         shell.emit(&report)
     }
@@ -608,12 +620,7 @@ impl BenchArgs {
             pb.inc(1);
         }
         pb.finish_and_clear();
-        let command = format!(
-            "lightchain bench {}",
-            std::env::args().skip(2).collect::<Vec<_>>().join(" ")
-        )
-        .trim()
-        .to_string();
+        let command = this_command();
         let table = table(&rows);
         let report = Report {
             machine: machine(),
@@ -626,16 +633,12 @@ impl BenchArgs {
                 "{BEGIN}\nMeasured with `{}` (release build) on {}; lightchain and EZKL ran one after the other in the same run, each model in its own process. Keygen excludes parameter generation for both (lightchain caches `Params` on disk; EZKL's SRS is cached). Rows: lightchain's used rows; EZKL's `num_rows`. Errors are relative to the float model's largest output magnitude, both against tract's float output.\n\n{}{END}",
                 report.command, report.machine, report.table
             );
-            let old =
-                std::fs::read_to_string(&self.out).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-            let new = match (old.find(BEGIN), old.find(END)) {
-                (Some(a), Some(b)) if b > a => {
-                    format!("{}{section}{}", &old[..a], &old[b + END.len()..])
-                }
-                _ => format!("{old}\n## Proving: lightchain vs EZKL\n\n{section}\n"),
-            };
-            std::fs::write(&self.out, new)
-                .with_context(|| format!("cannot write {}", self.out.display()))?;
+            write_section(
+                &self.out,
+                "Proving: lightchain vs EZKL",
+                (BEGIN, END),
+                &section,
+            )?;
         }
         shell.emit(&report)
     }

@@ -23,10 +23,7 @@ use malachitebft_core_types::{
 };
 use malachitebft_signing_ed25519::{Ed25519, PrivateKey, PublicKey, Signature};
 
-/// Short hex for logs.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::crypto::hex;
 
 // ---------------------------------------------------------------------------
 // Height
