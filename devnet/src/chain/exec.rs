@@ -145,6 +145,10 @@ impl Runtime {
         if let Some(k) = cache.lock().expect("cache").get(model_id) {
             return Ok(k.clone());
         }
+        // An executor's proving keys hold the verifying key too: no second derivation.
+        if !proving && let Some(k) = self.provers.lock().expect("cache").get(model_id) {
+            return Ok(k.clone());
+        }
         let pkg = self
             .package(model_id)
             .ok_or_else(|| format!("model {model_id} is not deployed"))?;
