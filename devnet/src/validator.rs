@@ -296,7 +296,20 @@ impl App {
     pub fn publish_view(&self) {
         let mut v = self.view.write().expect("view");
         v.state = self.state.clone();
-        if v.blocks.len() != self.blocks.len() {
+        let seen = v.blocks.len();
+        if seen < self.blocks.len() {
+            // New blocks only: copying the whole chain on every commit grows with its length.
+            let new = &self.blocks[seen..];
+            for id in new
+                .iter()
+                .flat_map(|b| b.block.results.iter().map(|r| &r.task_id))
+            {
+                if let Some(r) = self.receipts.get(id) {
+                    v.receipts.insert(id.clone(), r.clone());
+                }
+            }
+            v.blocks.extend_from_slice(new);
+        } else if seen > self.blocks.len() {
             v.blocks = self.blocks.clone();
             v.receipts = self.receipts.clone();
         }
