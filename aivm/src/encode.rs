@@ -298,6 +298,7 @@ impl W {
                     LutFn::Sigmoid => 0,
                     LutFn::Tanh => 1,
                     LutFn::Exp => 2,
+                    LutFn::Rsqrt => 3,
                 });
                 self.i(*in_shift as i64);
                 self.i(*lo);
@@ -502,6 +503,7 @@ impl R<'_> {
                     0 => LutFn::Sigmoid,
                     1 => LutFn::Tanh,
                     2 => LutFn::Exp,
+                    3 => LutFn::Rsqrt,
                     _ => return Err(AivmError::Decode("unknown table function".into())),
                 };
                 Op::Lut {

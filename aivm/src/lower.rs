@@ -40,6 +40,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GlobalAveragePool",
     "GlobalMaxPool",
     "Identity",
+    "LayerNormalization",
     "LeakyRelu",
     "MatMul",
     "MaxPool",
@@ -1226,6 +1227,113 @@ impl Cx {
                     },
                     s,
                 )
+            }
+            "LayerNormalization" => {
+                // (x - mean) · rsqrt(var + eps) · scale + bias over the axes from `axis` on:
+                // reductions, elementwise ops and one calibrated rsqrt table.
+                if n.output.iter().skip(1).any(|o| !o.is_empty()) {
+                    return Err(unsupported("the Mean and InvStdDev outputs"));
+                }
+                let x = input(0)?;
+                let s = self.shape(&x);
+                let axis = norm_axis(attr_i(n, "axis", -1), s.len())
+                    .ok_or_else(|| err("axis out of range".into()))?;
+                let axes: Vec<usize> = (axis..s.len()).collect();
+                let inner = s[axis..].to_vec();
+                let constant = |c: Option<Const>, what: &str| -> Result<Option<Tensor<f32>>> {
+                    let Some(c) = c else { return Ok(None) };
+                    let data = c.floats();
+                    if data.len() != numel(&inner) {
+                        return Err(AivmError::lowering(
+                            name,
+                            op,
+                            format!(
+                                "{what} must have the normalized shape {}",
+                                crate::error::ShapeDisplay(inner.clone())
+                            ),
+                        ));
+                    }
+                    Ok(Some(Tensor::new(inner.clone(), data)))
+                };
+                let scale = constant(Some(const_input(1, "scale")?), "scale")?;
+                let bias = constant(opt_const(2, "bias")?, "bias")?;
+                let eps = attr_f(n, "epsilon", 1e-5);
+                let xid = self.act(&x, name, op)?;
+                if self.graph.values[xid].dtype != DType::F32 {
+                    return Err(err("expects a float input, got an integer tensor".into()));
+                }
+                let out = n.output[0].clone();
+                let reduced = reduced_shape(&s, &axes, true);
+                let groups = GroupSpec::Axes {
+                    shape: s.clone(),
+                    axes: axes.clone(),
+                };
+                let step = |this: &mut Self, part: &str, op: FOp, inputs: Vec<usize>, shape| {
+                    let id = this.new_value(&format!("{out}/{part}"), shape, DType::F32);
+                    this.graph.nodes.push(Node {
+                        name: format!("{name}/{part}"),
+                        onnx_op: n.op_type.clone(),
+                        op,
+                        inputs,
+                        output: id,
+                    });
+                    id
+                };
+                let mean_op = || FOp::Reduce {
+                    kind: ReduceKind::Mean,
+                    groups: groups.clone(),
+                };
+                let mean = step(self, "mean", mean_op(), vec![xid], reduced.clone());
+                let d = step(
+                    self,
+                    "centered",
+                    FOp::Binary(BinKind::Sub),
+                    vec![xid, mean],
+                    s.clone(),
+                );
+                let d2 = step(
+                    self,
+                    "squared",
+                    FOp::Binary(BinKind::Mul),
+                    vec![d, d],
+                    s.clone(),
+                );
+                let var = step(self, "variance", mean_op(), vec![d2], reduced.clone());
+                let var_eps = step(
+                    self,
+                    "variance_eps",
+                    FOp::Affine {
+                        mul: None,
+                        add: Some(Tensor::new(vec![1], vec![eps])),
+                    },
+                    vec![var],
+                    reduced.clone(),
+                );
+                let inv = step(
+                    self,
+                    "inv_std",
+                    FOp::Lut(LutFn::Rsqrt),
+                    vec![var_eps],
+                    reduced,
+                );
+                let normed = step(
+                    self,
+                    "normalized",
+                    FOp::Binary(BinKind::Mul),
+                    vec![d, inv],
+                    s.clone(),
+                );
+                Ok(self.push(
+                    n,
+                    name,
+                    FOp::Affine {
+                        mul: scale,
+                        add: bias,
+                    },
+                    vec![normed],
+                    s,
+                    DType::F32,
+                ))
             }
             _ => Err(unsupported("")),
         }

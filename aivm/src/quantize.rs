@@ -336,6 +336,24 @@ fn quantize_node(qz: &mut Q, n: &crate::ir::Node) -> Result<()> {
             let hi = hi.map(|h| q(h as f64, sx));
             (Op::Clip { lo, hi }, sx, bx, DType::F32)
         }
+        FOp::Lut(LutFn::Rsqrt) => {
+            // The table spans the calibrated input range (with headroom) in at most 2,048
+            // steps; entries are capped at the output tensor's range.
+            let m_in = (qz.cal.max_abs[x] * qz.cfg.headroom).max(f64::MIN_POSITIVE);
+            let fit = (2047.0 / m_in).log2().floor().clamp(0.0, 14.0) as u32;
+            let ts = qz.cfg.fixed_scale.map_or(fit, |s| s.min(fit));
+            let s = qz.choose(m_out);
+            let bits = qz.bits(m_out, s)?;
+            let cap = (1i64 << (bits - 1)) - 1;
+            let (lo, _hi, table) = lut::build_table_on(LutFn::Rsqrt, (0.0, m_in), ts, s, cap);
+            let op = Op::Lut {
+                func: LutFn::Rsqrt,
+                in_shift: sx as i32 - ts as i32,
+                lo,
+                table,
+            };
+            (op, s, bits, DType::F32)
+        }
         FOp::Lut(f) => {
             let ts = qz
                 .cfg

@@ -11,6 +11,9 @@ pub enum LutFn {
     Tanh,
     /// `exp(x)` on `x <= 0`, used by softmax.
     Exp,
+    /// `1/sqrt(x)` on `x > 0`, used by LayerNormalization. Its domain comes from calibration
+    /// (see [`build_table_on`]); at zero it takes the value half a step up.
+    Rsqrt,
 }
 
 impl LutFn {
@@ -19,15 +22,18 @@ impl LutFn {
             LutFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             LutFn::Tanh => x.tanh(),
             LutFn::Exp => x.exp(),
+            LutFn::Rsqrt => 1.0 / x.sqrt(),
         }
     }
 
-    /// The input interval outside of which the function is treated as constant.
+    /// The input interval outside of which the function is treated as constant (for rsqrt, a
+    /// default; quantization sizes its table from the calibrated input instead).
     pub fn domain(self) -> (f64, f64) {
         match self {
             LutFn::Sigmoid => (-10.0, 10.0),
             LutFn::Tanh => (-5.0, 5.0),
             LutFn::Exp => (-12.0, 0.0),
+            LutFn::Rsqrt => (0.0, 4.0),
         }
     }
 
@@ -39,6 +45,7 @@ impl LutFn {
             LutFn::Sigmoid => 6,
             LutFn::Tanh => 7,
             LutFn::Exp => 8,
+            LutFn::Rsqrt => 9,
         }
     }
 
@@ -47,6 +54,7 @@ impl LutFn {
             LutFn::Sigmoid => "sigmoid",
             LutFn::Tanh => "tanh",
             LutFn::Exp => "exp",
+            LutFn::Rsqrt => "rsqrt",
         }
     }
 }
@@ -64,11 +72,29 @@ pub fn shift_signed(v: i64, shift: i32) -> i64 {
 
 /// Builds the table of `f` for integer inputs `lo..=hi` at `in_scale`, quantized at `out_scale`.
 pub fn build_table(f: LutFn, in_scale: u32, out_scale: u32) -> (i64, i64, Vec<i64>) {
-    let (dlo, dhi) = f.domain();
+    build_table_on(f, f.domain(), in_scale, out_scale, i64::MAX)
+}
+
+/// [`build_table`] over the input interval `(dlo, dhi)`, with entries capped at `±cap` (the
+/// output tensor's range). Rsqrt's pole is replaced by its value half a step above zero.
+pub fn build_table_on(
+    f: LutFn,
+    (dlo, dhi): (f64, f64),
+    in_scale: u32,
+    out_scale: u32,
+    cap: i64,
+) -> (i64, i64, Vec<i64>) {
     let lo = (dlo * (1u64 << in_scale) as f64).floor() as i64;
     let hi = (dhi * (1u64 << in_scale) as f64).ceil() as i64;
+    let half_step = 0.5 / (1u64 << in_scale) as f64;
     let table = (lo..=hi)
-        .map(|c| super::quantize(f.apply(super::dequantize(c, in_scale)), out_scale))
+        .map(|c| {
+            let mut x = super::dequantize(c, in_scale);
+            if f == LutFn::Rsqrt {
+                x = x.max(half_step);
+            }
+            super::quantize(f.apply(x), out_scale).clamp(-cap, cap)
+        })
         .collect();
     (lo, hi, table)
 }

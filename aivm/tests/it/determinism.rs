@@ -9,9 +9,6 @@ use crate::{all_fixture_models, compile, load, read_inputs};
 #[test]
 fn same_program_and_input_give_identical_outputs_across_runs_and_threads() {
     for (name, model_path, input_path) in all_fixture_models() {
-        if name == "layernorm" {
-            continue;
-        }
         let model = load(&model_path);
         let inputs = read_inputs(&model, &input_path);
         let program = compile(&model, &inputs);

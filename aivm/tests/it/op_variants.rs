@@ -286,3 +286,36 @@ fn embedding_gather_with_runtime_ids() {
     let e = p.run_float(&bad).unwrap_err().to_string();
     assert_eq!(e, "node \"g\": index out of range for a table of 10 rows");
 }
+
+#[test]
+fn layer_normalization_over_one_and_two_axes() {
+    // The last axis, with scale and bias (a transformer block's LayerNorm).
+    let m = Builder::new(17)
+        .input("x", &[2, 3, 8])
+        .init(w("g", &[8], 11))
+        .init(w("b", &[8], 12))
+        .node(node(
+            "LayerNormalization",
+            "ln",
+            &["x", "g", "b"],
+            &["y"],
+            vec![attr("epsilon", A::F(1e-5))],
+        ))
+        .output("y")
+        .bytes();
+    check("layernorm last axis", m, &[&[2, 3, 8]]);
+    // The last two axes, no bias.
+    let m = Builder::new(17)
+        .input("x", &[1, 4, 3, 5])
+        .init(w("g", &[3, 5], 13))
+        .node(node(
+            "LayerNormalization",
+            "ln",
+            &["x", "g"],
+            &["y"],
+            vec![attr("axis", A::I(2))],
+        ))
+        .output("y")
+        .bytes();
+    check("layernorm two axes", m, &[&[1, 4, 3, 5]]);
+}

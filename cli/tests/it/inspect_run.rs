@@ -20,10 +20,10 @@ fn inspect_shows_interface_ops_and_support() {
 #[test]
 fn inspect_explains_an_unsupported_model() {
     let p = Project::new();
-    p.copy("fixtures/ezkl/layernorm/network.onnx", "layernorm.onnx");
-    let (code, out, _) = p.run(&["inspect", "layernorm.onnx"]);
+    p.write("erf.onnx", erf_model());
+    let (code, out, _) = p.run(&["inspect", "erf.onnx"]);
     assert_eq!(code, 0, "inspect reports, it does not fail");
-    snap!("inspect_layernorm_unsupported", out);
+    snap!("inspect_erf_unsupported", out);
 }
 
 #[test]
@@ -86,12 +86,12 @@ fn errors_for_bad_models_are_clear() {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect::<Vec<u8>>(),
     );
-    p.copy("fixtures/ezkl/layernorm/network.onnx", "layernorm.onnx");
-    p.copy("fixtures/ezkl/layernorm/input.json", "input.json");
+    p.write("erf.onnx", erf_model());
+    p.write("input.json", br#"{"input_data": [[0.5, -0.25, 1.0, 0.0]]}"#);
     let (code, _, err) = p.run(&["run", "random.onnx", "--input", "input.json"]);
     assert_eq!(code, 1);
     snap!("error_random_bytes", err);
-    let (code, _, err) = p.run(&["run", "layernorm.onnx", "--input", "input.json"]);
+    let (code, _, err) = p.run(&["run", "erf.onnx", "--input", "input.json"]);
     assert_eq!(code, 1);
     snap!("error_unsupported_op", err);
     let (code, _, err) = p.run(&["run", "missing.onnx", "--input", "input.json"]);
@@ -119,4 +119,47 @@ fn help_has_examples() {
         assert_eq!(code, 0);
         assert!(out.contains("Examples:"), "{cmd} --help lacks examples");
     }
+}
+
+/// A one-node model with an op outside the AIVM's set: `y = Erf(x)` (GELU's building block).
+fn erf_model() -> Vec<u8> {
+    use onnx_protobuf::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+        ValueInfoProto, tensor_shape_proto, type_proto,
+    };
+    use protobuf::Message;
+    let value = |name: &str, dims: &[i64]| {
+        let mut shape = TensorShapeProto::new();
+        for &d in dims {
+            let mut dim = tensor_shape_proto::Dimension::new();
+            dim.value = Some(tensor_shape_proto::dimension::Value::DimValue(d));
+            shape.dim.push(dim);
+        }
+        let mut tt = type_proto::Tensor::new();
+        tt.elem_type = 1;
+        tt.shape = Some(shape).into();
+        let mut ty = TypeProto::new();
+        ty.value = Some(type_proto::Value::TensorType(tt));
+        let mut vi = ValueInfoProto::new();
+        vi.name = name.into();
+        vi.type_ = Some(ty).into();
+        vi
+    };
+    let mut n = NodeProto::new();
+    n.op_type = "Erf".into();
+    n.name = "/act/Erf".into();
+    n.input = vec!["x".into()];
+    n.output = vec!["y".into()];
+    let mut g = GraphProto::new();
+    g.name = "erf".into();
+    g.node.push(n);
+    g.input.push(value("x", &[1, 4]));
+    g.output.push(value("y", &[1, 4]));
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    let mut o = OperatorSetIdProto::new();
+    o.version = 13;
+    m.opset_import.push(o);
+    m.graph = Some(g).into();
+    m.write_to_bytes().unwrap()
 }
