@@ -175,7 +175,37 @@ fn every_fixture_and_ezkl_example_proves_and_verifies() {
             .verify(&proof)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         eprintln!("{name}: k = {}, proof {} bytes", proof.k, proof.proof.len());
+        // Gas is metered at the k the row count predicts; the proof must use that k.
+        assert_eq!(
+            proof.k,
+            lightchain_aivm::gas::meter(&p, Visibility::Public).k,
+            "{name}"
+        );
         proved += 1;
     }
     assert!(proved >= 29, "proved {proved}");
+}
+
+#[test]
+fn hashed_input_keys_use_the_metered_k() {
+    // Poseidon's rows are estimated when k is chosen (and metered); keys derived for hashed
+    // inputs must land on that k, or a quote would price another domain than the proof's.
+    for (name, model_path, _) in crate::all_fixture_models() {
+        if name == "lenet_5" {
+            continue;
+        }
+        let dir = model_path.parent().unwrap();
+        let rel = dir
+            .strip_prefix(fixtures_dir())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let (p, _) = program(&rel);
+        let keys = Keys::derive(p.clone(), Visibility::Hashed, &cache(), false).unwrap();
+        assert_eq!(
+            keys.k,
+            lightchain_aivm::gas::meter(&p, Visibility::Hashed).k,
+            "{name}"
+        );
+    }
 }
