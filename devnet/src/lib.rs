@@ -788,8 +788,16 @@ impl DevnetApi {
             .model
             .parse_inputs(&inputs.to_string())
             .map_err(|e| DevnetError::Refused(e.to_string()))?;
-        lightchain_profiler::estimate(&pkg, &parsed, gas_price, None)
-            .map_err(|e| DevnetError::Refused(e.to_string()))
+        let metered = self.runtime().gas(&pkg);
+        lightchain_profiler::estimate::quote(
+            &pkg.program,
+            &pkg.info.model_id,
+            metered,
+            &parsed,
+            gas_price,
+            None,
+        )
+        .map_err(|e| DevnetError::Refused(e.to_string()))
     }
 
     /// Waits until a task has a receipt (or failed).

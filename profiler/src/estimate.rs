@@ -31,12 +31,32 @@ pub fn estimate_program(
     gas_price: u64,
     curve: Option<&CostCurve>,
 ) -> Result<Estimate> {
+    let metered = gas::meter(program, visibility);
+    quote(
+        program,
+        &program.id().to_string(),
+        metered,
+        inputs,
+        gas_price,
+        curve,
+    )
+}
+
+/// [`estimate_program`] with the program's gas already metered (metering lays the circuit out,
+/// so a node meters each model once and quotes from that).
+pub fn quote(
+    program: &Program,
+    model_id: &str,
+    breakdown: GasReport,
+    inputs: &Inputs,
+    gas_price: u64,
+    curve: Option<&CostCurve>,
+) -> Result<Estimate> {
     let q = program.quantize_inputs(inputs)?;
     program.check_inputs(&q)?;
-    let breakdown = gas::meter(program, visibility);
     let gas = breakdown.total;
     Ok(Estimate {
-        model_id: program.id().to_string(),
+        model_id: model_id.to_string(),
         gas,
         gas_price,
         fee: gas.saturating_mul(gas_price),
