@@ -151,22 +151,30 @@ fn hashed_inputs_stay_out_of_the_public_inputs() {
     assert!(keys.verify(&bad).is_err());
 }
 
+/// Every fixture and EZKL example with its compiled program and quantized input, except
+/// lenet_5: it needs k = 17 and several GiB, so it is proven by `lightchain bench`
+/// (BENCHMARKS.md) rather than in every test run.
+fn provable_fixtures() -> impl Iterator<Item = (String, Arc<Program>, Vec<Vec<i64>>)> {
+    crate::all_fixture_models()
+        .into_iter()
+        .filter(|(name, _, _)| name != "lenet_5")
+        .map(|(name, model_path, _)| {
+            let rel = model_path
+                .parent()
+                .unwrap()
+                .strip_prefix(fixtures_dir())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let (p, q) = program(&rel);
+            (name, p, q)
+        })
+}
+
 #[test]
 fn every_fixture_and_ezkl_example_proves_and_verifies() {
     let mut proved = 0;
-    for (name, model_path, _) in crate::all_fixture_models() {
-        // lenet_5 needs k = 17 and several GiB, so it is proven by `lightchain bench`
-        // (BENCHMARKS.md) rather than in every test run.
-        if name == "lenet_5" {
-            continue;
-        }
-        let dir = model_path.parent().unwrap();
-        let rel = dir
-            .strip_prefix(fixtures_dir())
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let (p, q) = program(&rel);
+    for (name, p, q) in provable_fixtures() {
         let keys = Keys::derive(p.clone(), Visibility::Public, &cache(), true).unwrap();
         let proof = keys
             .prove(&q, [3; 32], &mut rng())
@@ -190,17 +198,7 @@ fn every_fixture_and_ezkl_example_proves_and_verifies() {
 fn hashed_input_keys_use_the_metered_k() {
     // Poseidon's rows are estimated when k is chosen (and metered); keys derived for hashed
     // inputs must land on that k, or a quote would price another domain than the proof's.
-    for (name, model_path, _) in crate::all_fixture_models() {
-        if name == "lenet_5" {
-            continue;
-        }
-        let dir = model_path.parent().unwrap();
-        let rel = dir
-            .strip_prefix(fixtures_dir())
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let (p, _) = program(&rel);
+    for (name, p, _) in provable_fixtures() {
         let keys = Keys::derive(p.clone(), Visibility::Hashed, &cache(), false).unwrap();
         assert_eq!(
             keys.k,
