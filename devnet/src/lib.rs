@@ -216,6 +216,9 @@ pub struct Status {
     pub block_time_ms: Option<u64>,
 }
 
+/// Transactions sent through the API: hash -> (sender, nonce, when).
+type SentLog = HashMap<String, (Address, u64, Instant)>;
+
 struct Inner {
     config: DevnetConfig,
     net: Network,
@@ -225,7 +228,7 @@ struct Inner {
     accounts: Vec<DevAccount>,
     /// Transactions sent through this API recently (hash -> sender, nonce, when): they count
     /// as pending until the validators' mempools show them.
-    sent: Mutex<HashMap<String, (Address, u64, Instant)>>,
+    sent: Mutex<SentLog>,
     snapshots: Mutex<Vec<u64>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -547,6 +550,11 @@ impl DevnetApi {
     /// Hashes, senders and nonces of the transactions waiting for a block: those in the online
     /// validators' mempools and those sent through this API moments ago.
     fn pending(&self) -> Vec<(String, Address, u64)> {
+        self.pending_with(&mut self.inner.sent.lock().expect("sent"))
+    }
+
+    /// [`Self::pending`] with the sent-transaction log already locked.
+    fn pending_with(&self, sent: &mut SentLog) -> Vec<(String, Address, u64)> {
         let mut out: Vec<(String, Address, u64)> = vec![];
         for i in self.online() {
             let v = self.inner.views[i].read().expect("view");
@@ -556,10 +564,23 @@ impl DevnetApi {
                     .map(|t| (t.hash.clone(), t.sender, t.nonce)),
             );
         }
-        let mut sent = self.inner.sent.lock().expect("sent");
         sent.retain(|_, (_, _, at)| at.elapsed() < Self::GOSSIP_GRACE);
         out.extend(sent.iter().map(|(h, (a, n, _))| (h.clone(), *a, *n)));
         out
+    }
+
+    /// The account's chain nonce, past the run of nonces held by `pending` transactions.
+    fn free_nonce(&self, a: &Address, pending: &[(String, Address, u64)]) -> u64 {
+        let taken: std::collections::HashSet<u64> = pending
+            .iter()
+            .filter(|(_, s, _)| s == a)
+            .map(|(_, _, n)| *n)
+            .collect();
+        let mut n = self.balance(a).nonce;
+        while taken.contains(&n) {
+            n += 1;
+        }
+        n
     }
 
     /// Each validator's view (tests compare them).
@@ -654,23 +675,22 @@ impl DevnetApi {
         self.with_view(|v| chain::exec::precheck(rt, &self.inner.config.chain, &v.state, &tx))
             .map_err(DevnetError::Refused)?;
         let sender = tx.body.sender();
-        if self
-            .pending()
+        // Checked and recorded under one lock, so two requests cannot both take a nonce.
+        let mut sent = self.inner.sent.lock().expect("sent");
+        let pending = self.pending_with(&mut sent);
+        if pending
             .iter()
             .any(|(_, a, n)| *a == sender && *n == tx.body.nonce)
         {
             return Err(DevnetError::Refused(format!(
                 "nonce {} is taken by a pending transaction; the next nonce is {}",
                 tx.body.nonce,
-                self.next_nonce(&sender)
+                self.free_nonce(&sender, &pending)
             )));
         }
         let hash = crypto::hex(&tx.hash());
-        self.inner
-            .sent
-            .lock()
-            .expect("sent")
-            .insert(hash.clone(), (sender, tx.body.nonce, Instant::now()));
+        sent.insert(hash.clone(), (sender, tx.body.nonce, Instant::now()));
+        drop(sent);
         for i in 0..self.inner.net.len() {
             self.inner.net.send(net::API, i, NetMsg::Tx(tx.clone()));
         }
@@ -680,17 +700,7 @@ impl DevnetApi {
     /// The next nonce to use for an account: its chain nonce, past the run of nonces its
     /// pending transactions hold.
     pub fn next_nonce(&self, a: &Address) -> u64 {
-        let taken: std::collections::HashSet<u64> = self
-            .pending()
-            .into_iter()
-            .filter(|(_, s, _)| s == a)
-            .map(|(_, _, n)| n)
-            .collect();
-        let mut n = self.balance(a).nonce;
-        while taken.contains(&n) {
-            n += 1;
-        }
-        n
+        self.free_nonce(a, &self.pending())
     }
 
     /// The runtime of the first online validator (package and key caches).
