@@ -91,6 +91,13 @@ pub enum AivmError {
     #[error("proving: {0}")]
     Prove(String),
 
+    /// A cached parameters file is not the parameters it is named for.
+    #[error(
+        "parameters file {} (k = {k}) does not match the parameters for k = {k}: it is corrupt or was tampered with; delete it and it will be generated again",
+        path.display()
+    )]
+    ParamsMismatch { path: std::path::PathBuf, k: u32 },
+
     /// A proof did not verify, or its envelope is inconsistent with the model.
     #[error("invalid proof: {0}")]
     InvalidProof(String),

@@ -100,6 +100,35 @@ impl Model {
         quantize::calibrate(&self.graph, &data)
     }
 
+    /// The samples a model is calibrated on when no calibration data is given: float inputs
+    /// over [`quantize::DEFAULT_INPUT_RANGE`], integer inputs (token ids) over the rows of the
+    /// smallest embedding table (or `0..=1`). They depend on the model alone, so a prover and a
+    /// verifier compile the same program from the same file.
+    pub fn default_samples(&self) -> Vec<Inputs> {
+        let rows = self
+            .graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                ir::FOp::Gather { table } => table.shape.first().copied(),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(2);
+        let specs: Vec<_> = self
+            .inputs()
+            .into_iter()
+            .map(|v| {
+                let range = match v.dtype {
+                    DType::F32 => quantize::DEFAULT_INPUT_RANGE,
+                    DType::I64 => (0.0, rows.saturating_sub(1).max(1) as f64),
+                };
+                (v.shape, v.dtype, range)
+            })
+            .collect();
+        quantize::range_samples(&specs, quantize::DEFAULT_SEED)
+    }
+
     /// Quantizes with a given calibration (e.g. one recorded next to a proof).
     pub fn compile_with(&self, cal: &Calibration, cfg: &QuantConfig) -> Result<Program> {
         if cal.max_abs.len() != self.graph.values.len() {

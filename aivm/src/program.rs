@@ -430,6 +430,18 @@ impl Program {
             if !bounded(&n.op, &ins) {
                 return Err(fail("its intermediate values could exceed 62 bits"));
             }
+            if let Some(need) = static_out_bits(&n.op, &ins)
+                && out.bits < need
+            {
+                return Err(fail(&format!(
+                    "its output needs {need} bits but is declared with {}",
+                    out.bits
+                )));
+            }
+            if matches!(&n.op, Op::Reduce { kind: ReduceKind::Max | ReduceKind::Mean, shift, .. } if *shift != 0)
+            {
+                return Err(fail("a maximum or mean takes no rescale"));
+            }
             defined[n.output] = true;
         }
         for io in &self.outputs {
@@ -526,6 +538,40 @@ fn bounded(op: &Op, ins: &[&TensorMeta]) -> bool {
             x * len.max(1) < LIMIT
         }
         _ => true,
+    }
+}
+
+/// The bit width that holds every output of an op whose circuit does not range-check its output
+/// (it selects, copies or looks up values whose range is known statically); `None` for ops whose
+/// output the circuit range-checks to the declared width. The declared width must be at least
+/// this, so that the executor's width check and the circuit agree.
+fn static_out_bits(op: &Op, ins: &[&TensorMeta]) -> Option<u32> {
+    let sb = |v: i64| crate::ops::signed_bits(v as i128);
+    let table_bits = |t: &[i64]| t.iter().map(|&v| sb(v)).max().unwrap_or(1);
+    let in_bits = ins[0].bits;
+    match op {
+        Op::Relu => Some(in_bits),
+        Op::Clip { lo, hi } => Some(in_bits.max(lo.map_or(1, sb)).max(hi.map_or(1, sb))),
+        Op::LeakyRelu { alpha, alpha_scale } => {
+            Some(in_bits.max(elementwise::leaky_z_bits(in_bits, *alpha, *alpha_scale)))
+        }
+        Op::Lut { table, .. } => Some(table_bits(table)),
+        Op::Gather { table } => Some(table_bits(&table.data)),
+        Op::Copy { .. } => ins.iter().map(|t| t.bits).max(),
+        Op::Reduce {
+            kind: ReduceKind::Max,
+            ..
+        } => Some(in_bits),
+        Op::ArgMax { groups } => {
+            let len = groups.groups().first().map_or(1, |g| g.members.len());
+            Some(sb(len as i64 - 1))
+        }
+        Op::Softmax { out_scale, .. } => Some(sb(1i64 << out_scale)),
+        Op::Linear { .. }
+        | Op::Affine { .. }
+        | Op::Binary { .. }
+        | Op::Reduce { .. }
+        | Op::Rescale { .. } => None,
     }
 }
 

@@ -6,8 +6,9 @@
 //! inputs (or their salted commitment) and the claimed outputs; it verifies for exactly that
 //! (model, input or commitment, output, nonce).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use ff::PrimeField;
@@ -26,8 +27,9 @@ use crate::wire::{R, W};
 
 /// The proof system, as named in proof envelopes.
 pub const SCHEME: &str = "halo2-ipa-pasta-blake2b";
-/// Version of the proof envelope.
-pub const PROOF_VERSION: u32 = 1;
+/// Version of the proof envelope and of the circuit it verifies against (2: the nonce as two
+/// field elements, inputs packed for hashing at their own bit widths).
+pub const PROOF_VERSION: u32 = 2;
 
 /// On-disk cache of IPA parameters, one file per `k`.
 #[derive(Clone, Debug)]
@@ -53,26 +55,140 @@ impl ParamsCache {
         self.dir.join(format!("ipa-pasta-k{k}.params"))
     }
 
-    /// Reads the parameters for `k`, generating and storing them on first use.
-    pub fn get(&self, k: u32) -> Result<Params<EqAffine>> {
+    /// The parameters for `k`, checked: a cached file must match the digest pinned for `k`
+    /// ([`PINNED_DIGESTS`]), or, for a `k` without one, the parameters generated afresh; a
+    /// missing file is generated and stored. Checked parameters are kept in memory for the
+    /// rest of the process.
+    pub fn get(&self, k: u32) -> Result<Arc<Params<EqAffine>>> {
         if !(4..=24).contains(&k) {
             return Err(AivmError::Prove(format!("k = {k} is outside 4..=24")));
         }
+        type Memo = Mutex<HashMap<PathBuf, Arc<Params<EqAffine>>>>;
+        static CHECKED: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
+        let memo = CHECKED.get_or_init(Default::default);
         let path = self.path(k);
-        if let Ok(f) = std::fs::File::open(&path) {
-            let mut r = std::io::BufReader::new(f);
-            if let Ok(p) = Params::<EqAffine>::read(&mut r)
-                && p.k() == k
-            {
-                return Ok(p);
-            }
+        if let Some(p) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&path) {
+            return Ok(p.clone());
         }
-        let params = Params::<EqAffine>::new(k);
-        write_atomic(&path, |w| params.write(w)).map_err(|e| {
-            AivmError::io(format!("cannot write parameters to {}", path.display()), e)
-        })?;
+        let pinned = pinned_digest(k);
+        let params = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let digest = *blake3::hash(&bytes).as_bytes();
+                let good = match pinned {
+                    Some(d) => d == digest,
+                    None => serialize(&Params::new(k)) == bytes,
+                };
+                if !good {
+                    return Err(AivmError::ParamsMismatch { path, k });
+                }
+                Params::<EqAffine>::read(&mut &bytes[..])
+                    .map_err(|e| AivmError::io(format!("cannot read {}", path.display()), e))?
+            }
+            Err(_) => {
+                let params = Params::<EqAffine>::new(k);
+                let bytes = serialize(&params);
+                if pinned.is_some_and(|d| d != *blake3::hash(&bytes).as_bytes()) {
+                    return Err(AivmError::Prove(format!(
+                        "parameters generated for k = {k} do not match their pinned digest"
+                    )));
+                }
+                write_atomic(&path, |w| std::io::Write::write_all(w, &bytes)).map_err(|e| {
+                    AivmError::io(format!("cannot write parameters to {}", path.display()), e)
+                })?;
+                params
+            }
+        };
+        let params = Arc::new(params);
+        memo.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path, params.clone());
         Ok(params)
     }
+}
+
+fn serialize(params: &Params<EqAffine>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    params.write(&mut bytes).expect("writing to memory");
+    bytes
+}
+
+/// blake3 digests of `Params::<EqAffine>::new(k)` as `Params::write` writes it, for the `k` a
+/// cached parameters file is checked against (computed here from freshly generated parameters;
+/// `Params::new` is deterministic). Files for other `k` are checked by generating again.
+pub const PINNED_DIGESTS: &[(u32, &str)] = &[
+    (
+        4,
+        "6cd834276864469092ef57195efc1dd5ce88adaa5133db53b952b40487d41744",
+    ),
+    (
+        5,
+        "f85a521ed172e51f3470953ac3fd79d6c98975965a243fe6c15995bf4383fe27",
+    ),
+    (
+        6,
+        "28cf263eafc9d63aa21b4507293605dd336223b9cc9e909c4d2dfda7d0b5d3a3",
+    ),
+    (
+        7,
+        "6a7989f183f0a63d29515bfe622311513a998fcc82ff10eb750112f827f4db27",
+    ),
+    (
+        8,
+        "48736798f29e5119cc1a1b938b752eb9af46d952e147d5e59fd9e8ff30bd37b4",
+    ),
+    (
+        9,
+        "4978bdbb39b45dc1e3106a4f9274af5757a4809269383e5533c1fe8cf055ad7f",
+    ),
+    (
+        10,
+        "2de4cf220fdf8f6ae21aee51685c11c9d211dd474f7ae15595a8084f854d0603",
+    ),
+    (
+        11,
+        "46d2cc8da807c681ba7301f789a7a388bf9f2ea74e37f1bd1defbb6b82c4d25e",
+    ),
+    (
+        12,
+        "657e0b22474bfe35b547cbaa17f19afad7bbaf3461bb214cd4739bfc1e42ff15",
+    ),
+    (
+        13,
+        "2c7eb351c10632d63279fb2342ac3a547bc93a9b4835a8027f5cb7ca5d09b890",
+    ),
+    (
+        14,
+        "f81c051458c5751ffed06b3d9295f62b1254db75632574b242265ab0c0f84869",
+    ),
+    (
+        15,
+        "4011c4b95d21a0a3dbe2492b667f496a12bfd6e288fc733e712287abd977ba8d",
+    ),
+    (
+        16,
+        "c5710a9cf4a80cbdd8369a6e63844ecda8d62d70dc7234ee5fd3be73cdc2f6a4",
+    ),
+    (
+        17,
+        "73cbfcbb343b69b67959cc5ad683865f2e1a96b981f8b7405fd8cf1c3c4ca475",
+    ),
+    (
+        18,
+        "1c1ce7922ad6077ecb23640c05cc2b93d4f2ba651d0f87e6fcf90fb02b230111",
+    ),
+];
+
+fn pinned_digest(k: u32) -> Option<[u8; 32]> {
+    PINNED_DIGESTS
+        .iter()
+        .find(|(pk, _)| *pk == k)
+        .map(|(_, hex)| {
+            let mut d = [0u8; 32];
+            for (i, o) in d.iter_mut().enumerate() {
+                *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("a pinned hex digest");
+            }
+            d
+        })
 }
 
 fn write_atomic(
@@ -131,7 +247,7 @@ impl Keys {
         let circuit = AivmCircuit::new(program, visibility);
         let mut k = circuit.min_k();
         loop {
-            let params = Arc::new(cache.get(k)?);
+            let params = cache.get(k)?;
             match plonk::keygen_vk(&params, &circuit) {
                 Ok(vk) => {
                     let pk = if proving {
@@ -210,7 +326,7 @@ impl Keys {
                 (PublicInput::Commitment(c.to_repr()), vec![c])
             }
         };
-        let instance = circuit::instance(nonce_fp(&nonce), &input_part, &outputs);
+        let instance = circuit::instance(circuit::nonce_fields(&nonce), &input_part, &outputs);
         let circuit = self.circuit.with_witness(Witness {
             inputs: inputs.to_vec(),
             salt,
@@ -225,7 +341,7 @@ impl Keys {
             &mut transcript,
         )
         .map_err(perr)?;
-        Ok(Proof {
+        let proof = Proof {
             model_id: self.model_id,
             k: self.k,
             visibility: self.visibility(),
@@ -234,7 +350,15 @@ impl Keys {
             outputs,
             proof: transcript.finalize(),
             compile: None,
-        })
+        };
+        // A proof that does not verify is never handed out: the circuit and the executor
+        // disagreeing is a bug, and this is where it shows instead of at a verifier.
+        self.verify(&proof).map_err(|e| {
+            AivmError::Prove(format!(
+                "the proof just made does not verify ({e}); this is a bug in lightchain, please report it"
+            ))
+        })?;
+        Ok(proof)
     }
 
     /// Verifies a proof against these keys: the model id and `k` must be this program's, and
@@ -290,7 +414,11 @@ impl Keys {
             &proof.outputs,
             "output",
         )?;
-        let instance = circuit::instance(nonce_fp(&proof.nonce), &input_part, &proof.outputs);
+        let instance = circuit::instance(
+            circuit::nonce_fields(&proof.nonce),
+            &input_part,
+            &proof.outputs,
+        );
         let strategy = SingleVerifier::new(&self.params);
         let mut transcript = Blake2bRead::<_, EqAffine, Challenge255<_>>::init(&proof.proof[..]);
         plonk::verify_proof(
@@ -328,13 +456,6 @@ pub fn random_salt(rng: &mut impl Rng) -> Fp {
     let mut wide = [0u8; 64];
     rng.fill_bytes(&mut wide);
     <Fp as ff::FromUniformBytes<64>>::from_uniform_bytes(&wide)
-}
-
-/// A nonce as a field element: its first 31 bytes, little-endian (always below the modulus).
-pub fn nonce_fp(nonce: &[u8; 32]) -> Fp {
-    let mut repr = [0u8; 32];
-    repr[..31].copy_from_slice(&nonce[..31]);
-    Option::from(Fp::from_repr(repr)).expect("31 bytes are below the modulus")
 }
 
 /// The public input part of a proof.
@@ -566,5 +687,25 @@ impl Proof {
             proof,
             compile: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prints the digests [`PINNED_DIGESTS`] holds, from parameters generated afresh
+    /// (`cargo test -p lightchain-aivm print_params_digests -- --ignored --nocapture`; minutes).
+    #[test]
+    #[ignore]
+    fn print_params_digests() {
+        let max: u32 = std::env::var("LIGHTCHAIN_DIGESTS_MAX_K")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(18);
+        for k in 4..=max {
+            let bytes = serialize(&Params::<EqAffine>::new(k));
+            println!("    ({k}, \"{}\"),", blake3::hash(&bytes).to_hex());
+        }
     }
 }

@@ -67,6 +67,51 @@ pub struct Calibration {
     pub samples: usize,
 }
 
+/// The range float inputs are assumed to lie in when a model is compiled without calibration
+/// data ([`crate::Model::default_samples`]).
+pub const DEFAULT_INPUT_RANGE: (f64, f64) = (-1.0, 1.0);
+
+/// Seed of the default calibration samples.
+pub const DEFAULT_SEED: u64 = 0x6c69_6768_7463_6861;
+
+/// Ten deterministic calibration samples for inputs of the given shapes, element types and
+/// inclusive ranges: every element at its range's low end, then at its high end, then eight
+/// draws (splitmix64 from `seed`) in between; integer inputs take the floor.
+pub fn range_samples(inputs: &[(Vec<usize>, DType, (f64, f64))], seed: u64) -> Vec<crate::Inputs> {
+    let mut state = seed;
+    let mut unit = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..10)
+        .map(|k| crate::Inputs {
+            tensors: inputs
+                .iter()
+                .map(|(shape, dtype, (lo, hi))| {
+                    let data = (0..numel(shape))
+                        .map(|_| {
+                            let u = match k {
+                                0 => 0.0,
+                                1 => 1.0,
+                                _ => unit(),
+                            };
+                            let v = lo + (hi - lo) * u;
+                            match dtype {
+                                DType::I64 => v.floor().clamp(*lo, *hi),
+                                DType::F32 => v,
+                            }
+                        })
+                        .collect();
+                    Tensor::new(shape.clone(), data)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Runs the float graph on every sample and records each value's largest magnitude.
 pub fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
     if samples.is_empty() {
@@ -320,14 +365,14 @@ fn quantize_node(qz: &mut Q, n: &crate::ir::Node) -> Result<()> {
         FOp::LeakyRelu { alpha } => {
             const ALPHA_SCALE: u32 = 16;
             let a = q(*alpha as f64, ALPHA_SCALE);
-            let grow = bits_for((*alpha as f64).abs().max(1.0), 0) - 1;
+            let z_bits = crate::ops::elementwise::leaky_z_bits(bx, a, ALPHA_SCALE);
             (
                 Op::LeakyRelu {
                     alpha: a,
                     alpha_scale: ALPHA_SCALE,
                 },
                 sx,
-                bx + grow.saturating_sub(1),
+                bx.max(z_bits),
                 DType::F32,
             )
         }

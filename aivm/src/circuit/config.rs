@@ -28,7 +28,7 @@ use halo2_gadgets::poseidon::{Pow5Chip, Pow5Config, primitives::P128Pow5T3};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::plonk::{
     Advice, Column, ConstraintSystem, Constraints, Expression, Fixed, Instance, Selector,
-    TableColumn,
+    TableColumn, VirtualCells,
 };
 use halo2_proofs::poly::Rotation;
 
@@ -82,6 +82,11 @@ pub struct Config {
     pub t_fout: TableColumn,
 
     pub poseidon: Pow5Config<Fp, 3, 2>,
+
+    /// The custom gates, what each reads (see [`GateInfo`]).
+    pub gate_info: Vec<GateInfo>,
+    /// The lookup arguments in the order they were registered.
+    pub lookup_names: Vec<&'static str>,
 }
 
 fn c(v: u64) -> Expression<Fp> {
@@ -106,7 +111,7 @@ impl Config {
         }
         meta.enable_equality(instance);
 
-        let cfg = Config {
+        let mut cfg = Config {
             lane,
             acc,
             y,
@@ -153,201 +158,278 @@ impl Config {
                     [w[3], w[4], w[5]],
                 )
             },
+            gate_info: Vec::new(),
+            lookup_names: Vec::new(),
         };
         cfg.gates(meta);
         cfg
     }
 
-    fn gates(&self, meta: &mut ConstraintSystem<Fp>) {
+    fn gates(&mut self, meta: &mut ConstraintSystem<Fp>) {
         let cfg = self.clone();
-        meta.create_gate("dot", |m| {
-            let q = m.query_selector(cfg.q_dot);
-            let acc = m.query_advice(cfg.acc, Rotation::cur());
-            let next = m.query_advice(cfg.acc, Rotation::next());
+        let mut infos = Vec::new();
+        let mut g = |name: &'static str, sel: Selector, f: &dyn Fn(&mut Q<'_, '_>) -> Vec<Poly>| {
+            gate(meta, &mut infos, name, sel, f)
+        };
+        g("dot", cfg.q_dot, &|q| {
+            let acc = q.a(cfg.acc);
             let sum = (0..LANES)
-                .map(|i| m.query_fixed(cfg.w[i]) * m.query_advice(cfg.lane[i], Rotation::cur()))
+                .map(|i| q.f(cfg.w[i]) * q.a(cfg.lane[i]))
                 .fold(acc, |a, t| a + t);
-            Constraints::with_selector(q, [next - sum])
+            vec![("acc_next", q.next(cfg.acc) - sum)]
         });
-        meta.create_gate("bias", |m| {
-            let q = m.query_selector(cfg.q_bias);
-            let acc = m.query_advice(cfg.acc, Rotation::cur());
-            Constraints::with_selector(q, [acc - m.query_fixed(cfg.c[0])])
+        g("bias", cfg.q_bias, &|q| {
+            vec![("acc_start", q.a(cfg.acc) - q.f(cfg.c[0]))]
         });
-        meta.create_gate("rescale", |m| {
-            let q = m.query_selector(cfg.q_rescale);
-            let acc = m.query_advice(cfg.acc, Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let (c0, c1) = (m.query_fixed(cfg.c[0]), m.query_fixed(cfg.c[1]));
-            Constraints::with_selector(q, [acc + c0 - y * c1 - v])
+        g("rescale", cfg.q_rescale, &|q| {
+            let (acc, y, v) = (q.a(cfg.acc), q.a(cfg.y), q.a(cfg.v));
+            vec![("division", acc + q.f(cfg.c[0]) - y * q.f(cfg.c[1]) - v)]
         });
-        meta.create_gate("div_hi", |m| {
-            let q = m.query_selector(cfg.q_div_hi);
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let vn = m.query_advice(cfg.v, Rotation::next());
-            let c1 = m.query_fixed(cfg.c[1]);
-            Constraints::with_selector(q, [vn - (c1 - c(1) - v)])
+        g("div_hi", cfg.q_div_hi, &|q| {
+            let (v, vn, c1) = (q.a(cfg.v), q.next(cfg.v), q.f(cfg.c[1]));
+            vec![("remainder_below_divisor", vn - (c1 - c(1) - v))]
         });
-        let limbs = |m: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>, from: usize, to: usize| {
+        let limbs = |q: &mut Q<'_, '_>, from: usize, to: usize| {
             (from..to)
-                .map(|j| m.query_advice(cfg.limb[j], Rotation::cur()) * m.query_fixed(cfg.lw[j]))
+                .map(|j| q.a(cfg.limb[j]) * q.f(cfg.lw[j]))
                 .reduce(|a, b| a + b)
                 .expect("at least one limb")
         };
-        meta.create_gate("rng", |m| {
-            let q = m.query_selector(cfg.q_rng);
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let c2 = m.query_fixed(cfg.c[2]);
-            let l = limbs(m, 0, LIMBS);
-            Constraints::with_selector(q, [v + c2 - l])
+        g("rng", cfg.q_rng, &|q| {
+            let l = limbs(q, 0, LIMBS);
+            vec![("limbs", q.a(cfg.v) + q.f(cfg.c[2]) - l)]
         });
-        meta.create_gate("rng_cont", |m| {
-            let q = m.query_selector(cfg.q_rng_cont);
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let vn = m.query_advice(cfg.v, Rotation::next());
-            let c2 = m.query_fixed(cfg.c[2]);
-            let l = limbs(m, 0, LIMBS);
-            let span = m.query_fixed(cfg.lw[LIMBS]);
-            Constraints::with_selector(q, [v + c2 - l - vn * span])
+        g("rng_cont", cfg.q_rng_cont, &|q| {
+            let l = limbs(q, 0, LIMBS);
+            let rest = q.next(cfg.v) * q.f(cfg.lw[LIMBS]);
+            vec![("limbs_and_rest", q.a(cfg.v) + q.f(cfg.c[2]) - l - rest)]
         });
-        meta.create_gate("rng2", |m| {
-            let q = m.query_selector(cfg.q_rng2);
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let c2 = m.query_fixed(cfg.c[2]);
-            let lo = limbs(m, 0, 2);
-            let hi = limbs(m, 2, 4);
-            Constraints::with_selector(q, [v - lo, y + c2 - hi])
-        });
-        for j in 0..LIMBS {
-            meta.lookup(|m| {
-                let t = m.query_fixed(cfg.tag[j]);
-                let l = m.query_advice(cfg.limb[j], Rotation::cur());
-                vec![(t, cfg.t_rtag), (l, cfg.t_rval)]
-            });
-        }
-        meta.create_gate("mul", |m| {
-            let q = m.query_selector(cfg.q_mul);
-            let acc = m.query_advice(cfg.acc, Rotation::cur());
-            let a = m.query_advice(cfg.lane[0], Rotation::cur());
-            let b = m.query_advice(cfg.lane[1], Rotation::cur());
-            Constraints::with_selector(q, [acc - a * b])
-        });
-        meta.create_gate("cmp", |m| {
-            let q = m.query_selector(cfg.q_cmp);
-            let x = m.query_advice(cfg.lane[0], Rotation::cur());
-            let b = m.query_advice(cfg.lane[1], Rotation::cur());
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let k = m.query_fixed(cfg.c[0]);
-            let one = c(1);
-            let sign = b.clone() * (x.clone() - k.clone())
-                + (one.clone() - b.clone()) * (k - x - one.clone());
-            Constraints::with_selector(q, [b.clone() * (one - b), v - sign])
-        });
-        meta.create_gate("max_c", |m| {
-            let q = m.query_selector(cfg.q_max_c);
-            let x = m.query_advice(cfg.lane[0], Rotation::cur());
-            let b = m.query_advice(cfg.lane[1], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let k = m.query_fixed(cfg.c[0]);
-            Constraints::with_selector(q, [y - (b.clone() * x + (c(1) - b) * k)])
-        });
-        meta.create_gate("min_c", |m| {
-            let q = m.query_selector(cfg.q_min_c);
-            let x = m.query_advice(cfg.lane[0], Rotation::cur());
-            let b = m.query_advice(cfg.lane[1], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let k = m.query_fixed(cfg.c[0]);
-            Constraints::with_selector(q, [y - (b.clone() * k + (c(1) - b) * x)])
-        });
-        meta.create_gate("leaky", |m| {
-            let q = m.query_selector(cfg.q_leaky);
-            let x = m.query_advice(cfg.lane[0], Rotation::cur());
-            let b = m.query_advice(cfg.lane[1], Rotation::cur());
-            let z = m.query_advice(cfg.lane[2], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            Constraints::with_selector(q, [y - (b.clone() * x + (c(1) - b) * z)])
-        });
-        meta.create_gate("mchain", |m| {
-            let q = m.query_selector(cfg.q_mchain);
-            let x = m.query_advice(cfg.lane[0], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let yn = m.query_advice(cfg.y, Rotation::next());
-            let acc = m.query_advice(cfg.acc, Rotation::cur());
-            let accn = m.query_advice(cfg.acc, Rotation::next());
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let d = y.clone() - x;
-            Constraints::with_selector(q, [accn - acc * d.clone(), yn - y, v - d])
-        });
-        meta.create_gate("argmax", |m| {
-            let q = m.query_selector(cfg.q_argmax);
-            let cur = |m: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>, i: usize| {
-                m.query_advice(cfg.lane[i], Rotation::cur())
-            };
-            let nxt = |m: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>, i: usize| {
-                m.query_advice(cfg.lane[i], Rotation::next())
-            };
-            let (x, o, pre, sum, idx) = (cur(m, 0), cur(m, 1), cur(m, 2), cur(m, 3), cur(m, 4));
-            let (pre_n, sum_n, idx_n) = (nxt(m, 2), nxt(m, 3), nxt(m, 4));
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let yn = m.query_advice(cfg.y, Rotation::next());
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let i = m.query_fixed(cfg.c[0]);
-            Constraints::with_selector(
-                q,
-                [
-                    o.clone() * (c(1) - o.clone()),
-                    pre_n - pre.clone() - o.clone(),
-                    sum_n - sum - o.clone() * x.clone(),
-                    idx_n - idx - i * o.clone(),
-                    yn - y.clone(),
-                    // e = m - x - 1 + (prefix including this element): strict before the one.
-                    v - (y - x - c(1) + pre + o),
-                ],
-            )
-        });
-        meta.create_gate("argmax_start", |m| {
-            let q = m.query_selector(cfg.q_argmax_start);
-            let p = m.query_advice(cfg.lane[2], Rotation::cur());
-            let s = m.query_advice(cfg.lane[3], Rotation::cur());
-            let t = m.query_advice(cfg.lane[4], Rotation::cur());
-            Constraints::with_selector(q, [p, s, t])
-        });
-        meta.create_gate("argmax_end", |m| {
-            let q = m.query_selector(cfg.q_argmax_end);
-            let p = m.query_advice(cfg.lane[2], Rotation::cur());
-            let s = m.query_advice(cfg.lane[3], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            Constraints::with_selector(q, [p - c(1), s - y])
-        });
-        meta.create_gate("sdiv", |m| {
-            let q = m.query_selector(cfg.q_sdiv);
-            let e = m.query_advice(cfg.lane[0], Rotation::cur());
-            let s = m.query_advice(cfg.lane[1], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
-            let v = m.query_advice(cfg.v, Rotation::cur());
-            let vn = m.query_advice(cfg.v, Rotation::next());
-            let c1 = m.query_fixed(cfg.c[1]);
-            Constraints::with_selector(q, [e * c1 - y * s.clone() - v.clone(), vn - (s - c(1) - v)])
-        });
-        meta.lookup(|m| {
-            let q = m.query_selector(cfg.q_lut);
-            let t = m.query_fixed(cfg.ftag);
-            let x = m.query_advice(cfg.lane[0], Rotation::cur());
-            let y = m.query_advice(cfg.y, Rotation::cur());
+        g("rng2", cfg.q_rng2, &|q| {
+            let lo = limbs(q, 0, 2);
+            let hi = limbs(q, 2, 4);
             vec![
-                (q.clone() * t, cfg.t_ftag),
-                (q.clone() * x, cfg.t_fin),
-                (q * y, cfg.t_fout),
+                ("remainder_limbs", q.a(cfg.v) - lo),
+                ("output_limbs", q.a(cfg.y) + q.f(cfg.c[2]) - hi),
             ]
         });
-        meta.create_gate("gather", |m| {
-            let q = m.query_selector(cfg.q_gather);
-            let key = m.query_advice(cfg.lane[0], Rotation::cur());
-            let id = m.query_advice(cfg.lane[1], Rotation::cur());
-            let (c0, c1) = (m.query_fixed(cfg.c[0]), m.query_fixed(cfg.c[1]));
-            Constraints::with_selector(q, [key - (id * c0 + c1)])
+        g("mul", cfg.q_mul, &|q| {
+            let p = q.a(cfg.lane[0]) * q.a(cfg.lane[1]);
+            vec![("product", q.a(cfg.acc) - p)]
         });
+        g("cmp", cfg.q_cmp, &|q| {
+            let (x, b, v, k) = (
+                q.a(cfg.lane[0]),
+                q.a(cfg.lane[1]),
+                q.a(cfg.v),
+                q.f(cfg.c[0]),
+            );
+            let sign = b.clone() * (x.clone() - k.clone()) + (c(1) - b.clone()) * (k - x - c(1));
+            vec![("bit", b.clone() * (c(1) - b)), ("sign", v - sign)]
+        });
+        g("max_c", cfg.q_max_c, &|q| {
+            let (x, b, y, k) = (
+                q.a(cfg.lane[0]),
+                q.a(cfg.lane[1]),
+                q.a(cfg.y),
+                q.f(cfg.c[0]),
+            );
+            vec![("select", y - (b.clone() * x + (c(1) - b) * k))]
+        });
+        g("min_c", cfg.q_min_c, &|q| {
+            let (x, b, y, k) = (
+                q.a(cfg.lane[0]),
+                q.a(cfg.lane[1]),
+                q.a(cfg.y),
+                q.f(cfg.c[0]),
+            );
+            vec![("select", y - (b.clone() * k + (c(1) - b) * x))]
+        });
+        g("leaky", cfg.q_leaky, &|q| {
+            let (x, b, z, y) = (
+                q.a(cfg.lane[0]),
+                q.a(cfg.lane[1]),
+                q.a(cfg.lane[2]),
+                q.a(cfg.y),
+            );
+            vec![("select", y - (b.clone() * x + (c(1) - b) * z))]
+        });
+        g("mchain", cfg.q_mchain, &|q| {
+            let (x, y, acc, v) = (q.a(cfg.lane[0]), q.a(cfg.y), q.a(cfg.acc), q.a(cfg.v));
+            let (yn, accn) = (q.next(cfg.y), q.next(cfg.acc));
+            let d = y.clone() - x;
+            vec![
+                ("product", accn - acc * d.clone()),
+                ("same_max", yn - y),
+                ("difference", v - d),
+            ]
+        });
+        g("argmax", cfg.q_argmax, &|q| {
+            let (x, o, pre, sum, idx) = (
+                q.a(cfg.lane[0]),
+                q.a(cfg.lane[1]),
+                q.a(cfg.lane[2]),
+                q.a(cfg.lane[3]),
+                q.a(cfg.lane[4]),
+            );
+            let (pre_n, sum_n, idx_n) = (
+                q.next(cfg.lane[2]),
+                q.next(cfg.lane[3]),
+                q.next(cfg.lane[4]),
+            );
+            let (y, yn, v, i) = (q.a(cfg.y), q.next(cfg.y), q.a(cfg.v), q.f(cfg.c[0]));
+            vec![
+                ("one_hot_bit", o.clone() * (c(1) - o.clone())),
+                ("prefix", pre_n - pre.clone() - o.clone()),
+                ("sum", sum_n - sum - o.clone() * x.clone()),
+                ("index", idx_n - idx - i * o.clone()),
+                ("same_max", yn - y.clone()),
+                // e = m - x - 1 + (prefix including this element): strict before the one.
+                ("order", v - (y - x - c(1) + pre + o)),
+            ]
+        });
+        g("argmax_start", cfg.q_argmax_start, &|q| {
+            vec![
+                ("prefix_zero", q.a(cfg.lane[2])),
+                ("sum_zero", q.a(cfg.lane[3])),
+                ("index_zero", q.a(cfg.lane[4])),
+            ]
+        });
+        g("argmax_end", cfg.q_argmax_end, &|q| {
+            let (p, s, y) = (q.a(cfg.lane[2]), q.a(cfg.lane[3]), q.a(cfg.y));
+            vec![("exactly_one", p - c(1)), ("max_taken", s - y)]
+        });
+        g("sdiv", cfg.q_sdiv, &|q| {
+            let (e, s, y, v) = (q.a(cfg.lane[0]), q.a(cfg.lane[1]), q.a(cfg.y), q.a(cfg.v));
+            let (vn, c1) = (q.next(cfg.v), q.f(cfg.c[1]));
+            vec![
+                ("division", e * c1 - y * s.clone() - v.clone()),
+                ("remainder_below_sum", vn - (s - c(1) - v)),
+            ]
+        });
+        g("gather", cfg.q_gather, &|q| {
+            let (key, id) = (q.a(cfg.lane[0]), q.a(cfg.lane[1]));
+            vec![("key", key - (id * q.f(cfg.c[0]) + q.f(cfg.c[1])))]
+        });
+        let mut lookups = Vec::new();
+        for (j, name) in RANGE_LOOKUPS.into_iter().enumerate() {
+            if !lookup_off(name) {
+                lookups.push(name);
+                meta.lookup(|m| {
+                    let t = m.query_fixed(cfg.tag[j]);
+                    let l = m.query_advice(cfg.limb[j], Rotation::cur());
+                    vec![(t, cfg.t_rtag), (l, cfg.t_rval)]
+                });
+            }
+        }
+        if !lookup_off(FUNCTION_LOOKUP) {
+            lookups.push(FUNCTION_LOOKUP);
+            meta.lookup(|m| {
+                let q = m.query_selector(cfg.q_lut);
+                let t = m.query_fixed(cfg.ftag);
+                let x = m.query_advice(cfg.lane[0], Rotation::cur());
+                let y = m.query_advice(cfg.y, Rotation::cur());
+                vec![
+                    (q.clone() * t, cfg.t_ftag),
+                    (q.clone() * x, cfg.t_fin),
+                    (q * y, cfg.t_fout),
+                ]
+            });
+        }
+        self.gate_info = infos;
+        self.lookup_names = lookups;
     }
+}
+
+/// The range lookups, one per limb column: `(tag, limb)` in the range table.
+pub const RANGE_LOOKUPS: [&str; LIMBS] =
+    ["range_limb0", "range_limb1", "range_limb2", "range_limb3"];
+/// The function-table lookup: `(ftag, lane0, y)` where `q_lut` is enabled.
+pub const FUNCTION_LOOKUP: &str = "function";
+
+/// What one custom gate reads, for the layout analyses of the soundness suite.
+#[derive(Clone, Debug)]
+pub struct GateInfo {
+    pub name: &'static str,
+    pub selector: Selector,
+    pub polys: Vec<&'static str>,
+    /// The advice cells its polynomials query: column and rotation.
+    pub cells: Vec<(Column<Advice>, i32)>,
+}
+
+type Poly = (&'static str, Expression<Fp>);
+
+/// Queries of a gate under construction, recorded.
+struct Q<'m, 'v> {
+    m: &'m mut VirtualCells<'v, Fp>,
+    cells: Vec<(Column<Advice>, i32)>,
+}
+
+impl Q<'_, '_> {
+    fn at(&mut self, col: Column<Advice>, rot: i32) -> Expression<Fp> {
+        self.cells.push((col, rot));
+        self.m.query_advice(col, Rotation(rot))
+    }
+
+    fn a(&mut self, col: Column<Advice>) -> Expression<Fp> {
+        self.at(col, 0)
+    }
+
+    fn next(&mut self, col: Column<Advice>) -> Expression<Fp> {
+        self.at(col, 1)
+    }
+
+    fn f(&mut self, col: Column<Fixed>) -> Expression<Fp> {
+        self.m.query_fixed(col)
+    }
+}
+
+/// Creates a gate of named polynomials under one selector and records what it reads.
+fn gate(
+    meta: &mut ConstraintSystem<Fp>,
+    infos: &mut Vec<GateInfo>,
+    name: &'static str,
+    sel: Selector,
+    f: &dyn Fn(&mut Q<'_, '_>) -> Vec<Poly>,
+) {
+    let mut info = None;
+    meta.create_gate(name, |m| {
+        let s = m.query_selector(sel);
+        let mut q = Q {
+            m,
+            cells: Vec::new(),
+        };
+        let polys = f(&mut q);
+        info = Some(GateInfo {
+            name,
+            selector: sel,
+            polys: polys.iter().map(|p| p.0).collect(),
+            cells: q.cells,
+        });
+        let polys: Vec<Poly> = polys
+            .into_iter()
+            .map(|(p, e)| (p, if gate_off(name, p) { c(0) } else { e }))
+            .collect();
+        Constraints::with_selector(s, polys)
+    });
+    infos.push(info.expect("the gate was built"));
+}
+
+#[cfg(test)]
+fn gate_off(gate: &'static str, poly: &'static str) -> bool {
+    super::testing::gate_disabled(gate, poly)
+}
+
+#[cfg(not(test))]
+fn gate_off(_: &'static str, _: &'static str) -> bool {
+    false
+}
+
+#[cfg(test)]
+fn lookup_off(name: &'static str) -> bool {
+    super::testing::lookup_disabled(name)
+}
+
+#[cfg(not(test))]
+fn lookup_off(_: &'static str) -> bool {
+    false
 }

@@ -7,7 +7,7 @@ use halo2_proofs::plonk::Error;
 
 use super::ctx::{Cell, Ctx, fp};
 use super::tables::Tables;
-use super::{PACK, Visibility, pow2};
+use super::{Visibility, pack_slots, pow2};
 use crate::ops::{elementwise, gather, group, linear, lut};
 use crate::program::{Op, Program};
 use crate::tensor::numel;
@@ -18,6 +18,8 @@ pub struct Laid {
     pub outputs: Vec<Vec<Cell>>,
     /// Packed input elements, for the Poseidon commitment (hashed inputs only).
     pub packed: Vec<AssignedCell<Fp, Fp>>,
+    /// The rows whose accumulator holds each packed element.
+    pub packed_rows: Vec<usize>,
 }
 
 pub fn layout(
@@ -38,27 +40,20 @@ pub fn layout(
         cells[io.tensor] = Some(c.clone());
         input_cells.push(c);
     }
-    let mut packed = Vec::new();
+    let (mut packed, mut packed_rows) = (Vec::new(), Vec::new());
     if visibility == Visibility::Hashed {
-        let flat: Vec<(u32, &Cell)> = program
-            .inputs
-            .iter()
-            .zip(&input_cells)
-            .flat_map(|(io, c)| c.iter().map(move |c| (program.tensors[io.tensor].bits, c)))
-            .collect();
-        for chunk in flat.chunks(PACK) {
-            let bias = chunk
+        let flat: Vec<&Cell> = input_cells.iter().flatten().collect();
+        for slots in pack_slots(program) {
+            let bias = slots.iter().fold(Fp::zero(), |a, &(_, off, bits)| {
+                a + fp(1i128 << (bits - 1)) * pow2(off)
+            });
+            let terms: Vec<(Fp, &Cell)> = slots
                 .iter()
-                .enumerate()
-                .fold(Fp::zero(), |a, (i, (bits, _))| {
-                    a + fp(1i128 << (bits - 1)) * pow2(32 * i as u32)
-                });
-            let terms: Vec<(Fp, &Cell)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (_, c))| (pow2(32 * i as u32), *c))
+                .map(|&(i, off, _)| (pow2(off), flat[i]))
                 .collect();
-            if let Some(p) = ctx.dot_field(bias, &terms)? {
+            let (p, row) = ctx.dot_field(bias, &terms)?;
+            packed_rows.push(row);
+            if let Some(p) = p {
                 packed.push(p);
             }
         }
@@ -107,7 +102,7 @@ pub fn layout(
                 .map(|x| ctx.cmp_const(x, 0, false, in_bits[0]))
                 .collect::<Result<_, _>>()?,
             Op::LeakyRelu { alpha, alpha_scale } => {
-                elementwise::layout_leaky(ctx, *alpha, *alpha_scale, ins[0], in_bits[0], out.bits)?
+                elementwise::layout_leaky(ctx, *alpha, *alpha_scale, ins[0], in_bits[0])?
             }
             Op::Clip { lo, hi } => elementwise::layout_clip(ctx, *lo, *hi, ins[0], in_bits[0])?,
             Op::Lut {
@@ -177,5 +172,6 @@ pub fn layout(
         inputs: input_cells,
         outputs,
         packed,
+        packed_rows,
     })
 }

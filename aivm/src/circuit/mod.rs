@@ -2,8 +2,9 @@
 //!
 //! [`AivmCircuit`] lays out a [`Program`] with the gadgets of [`ctx`]: each op family's layout
 //! sits next to its integer `eval` in [`crate::ops`] and constrains exactly that meaning. The
-//! public instance is one column: the task nonce, then either the input values (public inputs)
-//! or a salted Poseidon commitment to them (hashed inputs), then the output values.
+//! public instance is one column: the task nonce (two field elements), then either the input
+//! values (public inputs) or a salted Poseidon commitment to them (hashed inputs), then the
+//! output values.
 
 pub mod config;
 pub mod ctx;
@@ -16,15 +17,17 @@ use halo2_gadgets::poseidon::{
     Hash as PoseidonHash, Pow5Chip,
     primitives::{self as poseidon, ConstantLength, P128Pow5T3},
 };
-use halo2_proofs::circuit::{AssignedCell, Layouter, SimpleFloorPlanner, Value};
+use halo2_proofs::circuit::{AssignedCell, Cell, Layouter, SimpleFloorPlanner, Value};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 
-use ff::Field as _;
+use ff::{Field as _, PrimeField as _};
 
 use crate::program::Program;
 use config::Config;
-use ctx::{Ctx, fp};
+#[cfg(test)]
+use config::LANES;
+use ctx::{CopyFamily, Ctx, fp};
 use tables::Tables;
 
 /// Whether the program's inputs are public or committed to with a salted Poseidon hash.
@@ -44,27 +47,13 @@ impl std::fmt::Display for Visibility {
     }
 }
 
-/// Input elements packed into one field element before hashing (32 bits each).
-pub const PACK: usize = 7;
+/// Bits of a field element that packed input slots may fill: every integer below 2^254 is
+/// below the Pallas modulus, so a packing that fits is injective.
+pub const PACK_BITS: u32 = 254;
 /// Rows one Poseidon hash of two elements takes (measured, with margin).
 pub const ROWS_PER_HASH: usize = 48;
-
-/// Witness mutations for soundness tests: each makes exactly one constraint fail.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Tamper {
-    /// The n-th rescale: remainder `r + 2^s`, quotient `q - 1`.
-    RescaleRemainder(usize),
-    /// The n-th rescale: another in-range remainder with the quotient solved in the field.
-    RescaleWrap(usize),
-    /// The n-th comparison: flip the sign bit.
-    FlipSign(usize),
-    /// The n-th table lookup: output this value instead of the table's.
-    LutValue(usize, i128),
-    /// The n-th argmax: a second one in the one-hot vector.
-    ArgmaxTwoOnes(usize),
-    /// The n-th argmax: break a tie by the last index instead of the first.
-    ArgmaxLastTie(usize),
-}
+/// Instance rows holding the task nonce.
+pub const NONCE_ROWS: usize = 2;
 
 /// The private witness: the quantized program inputs and, for hashed inputs, the salt.
 #[derive(Clone, Debug)]
@@ -82,7 +71,6 @@ pub struct AivmCircuit {
     /// Width of the range-check limbs, chosen with the domain size (see [`AivmCircuit::new`]).
     pub limb_bits: u32,
     pub witness: Option<Witness>,
-    pub(crate) tamper: Option<Tamper>,
 }
 
 impl AivmCircuit {
@@ -98,7 +86,6 @@ impl AivmCircuit {
             visibility,
             limb_bits: config::MAX_LIMB_BITS,
             witness: None,
-            tamper: None,
         };
         let mut best = (c.min_k(), config::MAX_LIMB_BITS);
         for lb in [7, 6] {
@@ -122,19 +109,14 @@ impl AivmCircuit {
 
     /// Number of input field elements hashed (packed).
     pub fn packed_len(program: &Program) -> usize {
-        let n: usize = program
-            .inputs
-            .iter()
-            .map(|io| crate::tensor::numel(&program.tensors[io.tensor].shape))
-            .sum();
-        n.div_ceil(PACK)
+        pack_slots(program).len()
     }
 
     /// Rows the circuit needs (main region, Poseidon and tables), before blinding rows.
     pub fn rows(&self) -> (usize, usize) {
         let mut cs = ConstraintSystem::default();
         let cfg = Config::configure(&mut cs);
-        let mut ctx = Ctx::new(&cfg, None, None, self.limb_bits);
+        let mut ctx = Ctx::new(&cfg, None, self.limb_bits);
         let main = layout::layout(&mut ctx, &self.program, &self.tables, self.visibility, None)
             .map(|_| ctx.row)
             .unwrap_or(usize::MAX / 2);
@@ -155,7 +137,7 @@ impl AivmCircuit {
     pub fn generate_witness(&self) -> Result<usize, Error> {
         let mut cs = ConstraintSystem::default();
         let cfg = Config::configure(&mut cs);
-        let mut ctx = Ctx::new(&cfg, None, None, self.limb_bits);
+        let mut ctx = Ctx::new(&cfg, None, self.limb_bits);
         let inputs = self.witness.as_ref().map(|w| w.inputs.as_slice());
         layout::layout(
             &mut ctx,
@@ -185,7 +167,6 @@ impl Circuit<Fp> for AivmCircuit {
     fn without_witnesses(&self) -> Self {
         AivmCircuit {
             witness: None,
-            tamper: None,
             ..self.clone()
         }
     }
@@ -198,26 +179,22 @@ impl Circuit<Fp> for AivmCircuit {
         self.tables.load(&cfg, self.limb_bits, &mut layouter)?;
         let program = &self.program;
         let inputs = self.witness.as_ref().map(|w| w.inputs.as_slice());
-        let out = layouter.assign_region(
+        let (laid, salt, packed, nonce) = layouter.assign_region(
             || "aivm program",
             |mut region| {
-                let mut ctx = Ctx::new(
-                    &cfg,
-                    Some(&mut region),
-                    self.tamper.as_ref(),
-                    self.limb_bits,
-                );
+                let mut ctx = Ctx::new(&cfg, Some(&mut region), self.limb_bits);
                 let laid =
                     layout::layout(&mut ctx, program, &self.tables, self.visibility, inputs)?;
-                // The nonce enters the permutation argument through a copy of its instance cell.
+                // Both halves of the nonce enter the permutation argument: cells holding them,
+                // copied to their instance rows below.
                 let row = ctx.next_row();
-                let nonce = region.assign_advice_from_instance(
-                    || "nonce",
-                    cfg.instance,
-                    0,
-                    cfg.acc,
-                    row,
-                )?;
+                let mut nonce = Vec::with_capacity(NONCE_ROWS);
+                for (i, col) in [cfg.acc, cfg.y].into_iter().enumerate() {
+                    let v = region.instance_value(cfg.instance, i)?;
+                    #[cfg(test)]
+                    let v = testing::override_at(col, row).map_or(v, Value::known);
+                    nonce.push(region.assign_advice(|| "nonce", col, row, || v)?.cell());
+                }
                 let salt = match self.visibility {
                     Visibility::Hashed => {
                         let salt = self.witness.as_ref().map(|w| w.salt);
@@ -226,25 +203,40 @@ impl Circuit<Fp> for AivmCircuit {
                     }
                     Visibility::Public => None,
                 };
-                Ok((laid, nonce, salt))
+                #[allow(unused_mut)]
+                let mut packed = laid.packed.clone();
+                #[cfg(test)]
+                if copy_off(CopyFamily::HashInput) {
+                    // Soundness tests only: the hash reads free cells (which a forgery may
+                    // override) instead of the packed inputs.
+                    for (i, p) in packed.iter_mut().enumerate() {
+                        let col = cfg.lane[i % LANES];
+                        let v = testing::override_at(col, row + i / LANES)
+                            .map_or(p.value().copied(), Value::known);
+                        *p = region.assign_advice(|| "free", col, row + i / LANES, || v)?;
+                    }
+                }
+                Ok((laid, salt, packed, nonce))
             },
         )?;
-        let (laid, _nonce, salt) = out;
-        let mut row = 1;
+        let mut row = 0;
+        let mut expose = |layouter: &mut _, cells: Vec<Cell>, family| {
+            expose(layouter, &cfg, cells, family, &mut row)
+        };
+        let cells = |t: &[Vec<ctx::Cell>]| -> Vec<Cell> {
+            t.iter()
+                .flatten()
+                .map(|c| c.cell.as_ref().expect("assigned").cell())
+                .collect()
+        };
+        expose(&mut layouter, nonce, CopyFamily::Nonce)?;
         match self.visibility {
             Visibility::Public => {
-                for c in laid.inputs.iter().flatten() {
-                    layouter.constrain_instance(
-                        c.cell.as_ref().expect("assigned").cell(),
-                        cfg.instance,
-                        row,
-                    )?;
-                    row += 1;
-                }
+                expose(&mut layouter, cells(&laid.inputs), CopyFamily::PublicInput)?;
             }
             Visibility::Hashed => {
                 let mut h: AssignedCell<Fp, Fp> = salt.expect("hashed inputs have a salt cell");
-                for (i, p) in laid.packed.iter().enumerate() {
+                for (i, p) in packed.iter().enumerate() {
                     let chip = Pow5Chip::construct(cfg.poseidon.clone());
                     let hasher = PoseidonHash::<_, _, P128Pow5T3, ConstantLength<2>, 3, 2>::init(
                         chip,
@@ -255,25 +247,34 @@ impl Circuit<Fp> for AivmCircuit {
                         [h, p.clone()],
                     )?;
                 }
-                layouter.constrain_instance(h.cell(), cfg.instance, row)?;
-                row += 1;
+                expose(&mut layouter, vec![h.cell()], CopyFamily::Commitment)?;
             }
         }
-        for c in laid.outputs.iter().flatten() {
-            layouter.constrain_instance(
-                c.cell.as_ref().expect("assigned").cell(),
-                cfg.instance,
-                row,
-            )?;
-            row += 1;
-        }
-        Ok(())
+        expose(&mut layouter, cells(&laid.outputs), CopyFamily::Output)
     }
 }
 
+/// Constrains `cells` to the instance rows from `row` on (each a copy of `family`).
+fn expose(
+    layouter: &mut impl Layouter<Fp>,
+    cfg: &Config,
+    cells: Vec<Cell>,
+    family: CopyFamily,
+    row: &mut usize,
+) -> Result<(), Error> {
+    for c in cells {
+        if !copy_off(family) {
+            layouter.constrain_instance(c, cfg.instance, *row)?;
+        }
+        *row += 1;
+    }
+    Ok(())
+}
+
 /// The salted Poseidon commitment to a program's inputs, as the circuit computes it: inputs are
-/// offset to unsigned (`x + 2^(bits-1)`), packed `PACK` to a field element at 32 bits each, and
-/// hashed in a chain starting from the salt: `h = H(h, packed_j)`.
+/// offset to unsigned (`x + 2^(bits-1)`, which the circuit range-checks to `[0, 2^bits)`),
+/// packed into field elements by [`pack_slots`], and hashed in a chain starting from the salt:
+/// `h = H(h, packed_j)`.
 pub fn input_commitment(program: &Program, inputs: &[Vec<i64>], salt: Fp) -> Fp {
     let mut h = salt;
     for p in pack_inputs(program, inputs) {
@@ -282,23 +283,40 @@ pub fn input_commitment(program: &Program, inputs: &[Vec<i64>], salt: Fp) -> Fp 
     h
 }
 
+/// How input elements are packed for hashing: for each field element, its slots as
+/// `(flat input index, bit offset, bits)`. Slots are as wide as their input's bit width and
+/// follow each other until the next one would pass [`PACK_BITS`], so two different inputs
+/// within their ranges never pack to the same field elements.
+pub fn pack_slots(program: &Program) -> Vec<Vec<(usize, u32, u32)>> {
+    let mut out: Vec<Vec<(usize, u32, u32)>> = Vec::new();
+    let mut used = PACK_BITS;
+    let mut flat = 0;
+    for io in &program.inputs {
+        let bits = program.tensors[io.tensor].bits;
+        for _ in 0..crate::tensor::numel(&program.tensors[io.tensor].shape) {
+            if used + bits > PACK_BITS {
+                out.push(Vec::new());
+                used = 0;
+            }
+            out.last_mut()
+                .expect("a group was opened")
+                .push((flat, used, bits));
+            used += bits;
+            flat += 1;
+        }
+    }
+    out
+}
+
 /// The packed field elements of the inputs (see [`input_commitment`]).
 pub fn pack_inputs(program: &Program, inputs: &[Vec<i64>]) -> Vec<Fp> {
-    let unsigned: Vec<i128> = program
-        .inputs
+    let flat: Vec<i128> = inputs.iter().flatten().map(|&v| v as i128).collect();
+    pack_slots(program)
         .iter()
-        .zip(inputs)
-        .flat_map(|(io, x)| {
-            let off = 1i128 << (program.tensors[io.tensor].bits - 1);
-            x.iter().map(move |&v| v as i128 + off)
-        })
-        .collect();
-    unsigned
-        .chunks(PACK)
-        .map(|c| {
-            c.iter()
-                .enumerate()
-                .fold(Fp::zero(), |acc, (i, &u)| acc + fp(u) * pow2(32 * i as u32))
+        .map(|slots| {
+            slots.iter().fold(Fp::zero(), |acc, &(i, off, bits)| {
+                acc + fp(flat[i] + (1i128 << (bits - 1))) * pow2(off)
+            })
         })
         .collect()
 }
@@ -308,13 +326,31 @@ pub fn pow2(e: u32) -> Fp {
     Fp::from(2).pow_vartime([e as u64])
 }
 
-/// The public instance column: nonce, inputs (or their commitment), outputs.
-pub fn instance(nonce: Fp, input_part: &[Fp], outputs: &[Vec<i64>]) -> Vec<Fp> {
-    let mut v = vec![nonce];
+/// A 32-byte task nonce as two field elements: its low and high 16 bytes, little-endian.
+pub fn nonce_fields(nonce: &[u8; 32]) -> [Fp; 2] {
+    let half = |b: &[u8]| Fp::from_u128(u128::from_le_bytes(b.try_into().expect("16 bytes")));
+    [half(&nonce[..16]), half(&nonce[16..])]
+}
+
+/// The public instance column: the nonce's two halves, inputs (or their commitment), outputs.
+pub fn instance(nonce: [Fp; 2], input_part: &[Fp], outputs: &[Vec<i64>]) -> Vec<Fp> {
+    let mut v = nonce.to_vec();
     v.extend_from_slice(input_part);
     v.extend(outputs.iter().flatten().map(|&o| fp(o as i128)));
     v
 }
 
+#[cfg(test)]
+fn copy_off(family: CopyFamily) -> bool {
+    testing::copy_disabled(family)
+}
+
+#[cfg(not(test))]
+fn copy_off(_: CopyFamily) -> bool {
+    false
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 pub(crate) mod tests;

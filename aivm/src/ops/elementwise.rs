@@ -158,6 +158,25 @@ pub fn layout_binary(
         .collect()
 }
 
+/// Signed bit width of `rescale(x·alpha, alpha_scale)` over every `x` of `in_bits` bits: the
+/// range LeakyReLU's negative branch is checked to, and (with `in_bits`) its output's width.
+pub fn leaky_z_bits(in_bits: u32, alpha: i64, alpha_scale: u32) -> u32 {
+    let (lo, hi) = crate::program::bit_range(in_bits);
+    [lo, hi]
+        .iter()
+        .map(|&x| {
+            let v = x as i128 * alpha as i128;
+            let half = if alpha_scale == 0 {
+                0
+            } else {
+                1i128 << (alpha_scale - 1)
+            };
+            super::signed_bits((v + half) >> alpha_scale)
+        })
+        .max()
+        .unwrap_or(2)
+}
+
 /// Circuit layout of [`leaky_relu_i`]: `z = rescale(x·alpha)` always, then a sign-selected
 /// `x` or `z`.
 pub fn layout_leaky(
@@ -166,10 +185,8 @@ pub fn layout_leaky(
     alpha_scale: u32,
     x: &[Cell],
     in_bits: u32,
-    _out_bits: u32,
 ) -> Result<Vec<Cell>, Error> {
-    let grow = super::signed_bits(alpha as i128).saturating_sub(alpha_scale + 1);
-    let z_bits = in_bits + grow + 1;
+    let z_bits = leaky_z_bits(in_bits, alpha, alpha_scale);
     x.iter()
         .map(|xi| {
             let z = ctx.affine(0, &[(alpha as i128, xi)], alpha_scale, z_bits)?;

@@ -37,9 +37,14 @@ pub fn layout(
     let mut out = Vec::with_capacity(ids.len() * row);
     for id in ids {
         for j in 0..row {
-            let v =
-                id.v.and_then(|i| table.data.get(i as usize * row + j).map(|&v| v as i128));
-            out.push(ctx.gather(tag, id, row, j, v)?);
+            // The value is looked up from the key the row holds (a forged key in the tests).
+            let value = |key: i128| {
+                usize::try_from(key)
+                    .ok()
+                    .and_then(|k| table.data.get(k))
+                    .map(|&v| v as i128)
+            };
+            out.push(ctx.gather(tag, id, row, j, value)?);
         }
     }
     Ok(out)

@@ -9,6 +9,7 @@ mod encoding;
 mod fixtures;
 mod op_variants;
 mod proving;
+mod soundness;
 
 use std::path::{Path, PathBuf};
 

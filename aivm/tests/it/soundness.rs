@@ -1,0 +1,216 @@
+//! Real halo2 proofs at the widths that broke before: maxima, argmax, pooling and softmax over
+//! values of magnitude up to 12 (25-bit and wider tensors, past one range-check row), a hashed
+//! input with a 1.7e9 feature (a 33-bit input), the whole nonce, and the parameter cache.
+
+use std::sync::Arc;
+
+use lightchain_aivm::circuit::{Visibility, input_commitment};
+use lightchain_aivm::proof::{Keys, ParamsCache, Proof};
+use lightchain_aivm::{AivmError, GuardLimits, ImportOptions, Inputs, Model, QuantConfig, Tensor};
+
+use crate::builder::{A, Builder, attr, node, tensor_f32};
+use crate::proving::cache;
+
+fn rng() -> rand_core::UnwrapErr<rand::rngs::SysRng> {
+    rand_core::UnwrapErr(rand::rngs::SysRng)
+}
+
+/// Compiles `bytes` calibrated on `x`, proves `x` with `vis` inputs, verifies with keys derived
+/// from the decoded program alone, and checks the proven outputs are the executor's.
+fn prove_and_verify(name: &str, bytes: Vec<u8>, x: Tensor<f64>, vis: Visibility) -> Proof {
+    let model = Model::from_bytes(bytes, &ImportOptions::default(), &GuardLimits::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let inputs = Inputs { tensors: vec![x] };
+    let p = model
+        .compile(std::slice::from_ref(&inputs), &QuantConfig::default())
+        .unwrap();
+    let q = p.quantize_inputs(&inputs).unwrap();
+    let expected = p.execute(&q).unwrap();
+    let widest = p.tensors.iter().map(|t| t.bits).max().unwrap();
+    assert!(widest > 24, "{name}: only {widest}-bit tensors");
+    let p = Arc::new(p);
+    let keys = Keys::derive(p.clone(), vis, &cache(), true).unwrap();
+    let proof = keys
+        .prove(&q, [5; 32], &mut rng())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(proof.outputs, expected, "{name}");
+    let decoded = Arc::new(lightchain_aivm::Program::decode(&p.encode()).unwrap());
+    let verifier = Keys::derive(decoded, vis, &cache(), false).unwrap();
+    verifier
+        .verify(&proof)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut wrong = proof.clone();
+    wrong.outputs[0][0] += 1;
+    assert!(
+        verifier.verify(&wrong).is_err(),
+        "{name}: another output verified"
+    );
+    proof
+}
+
+const X: [f64; 10] = [5.0, -6.0, 7.5, 1.0, 0.0, 3.0, -2.0, 9.0, 4.0, 8.0];
+
+fn row(values: &[f64]) -> Tensor<f64> {
+    Tensor::new(vec![1, values.len()], values.to_vec())
+}
+
+#[test]
+fn argmax_over_wide_values_proves() {
+    let m = Builder::new(13)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(node(
+            "ArgMax",
+            "am",
+            &["x"],
+            &["y"],
+            vec![attr("axis", A::I(1))],
+        ))
+        .bytes();
+    let proof = prove_and_verify("argmax", m, row(&X), Visibility::Public);
+    assert_eq!(proof.outputs, vec![vec![7]]);
+}
+
+#[test]
+fn reduce_max_over_wide_values_proves() {
+    let m = Builder::new(13)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(node(
+            "ReduceMax",
+            "rm",
+            &["x"],
+            &["y"],
+            vec![attr("axes", A::Is(&[1]))],
+        ))
+        .bytes();
+    let x = row(&[-12.0, 11.5, 3.0, -7.25, 12.0, 0.5, -1.0, 9.0, -12.0, 2.0]);
+    prove_and_verify("reduce_max", m, x, Visibility::Public);
+}
+
+#[test]
+fn max_pool_over_wide_values_proves() {
+    let m = Builder::new(13)
+        .input("x", &[1, 1, 4, 4])
+        .output("y")
+        .node(node(
+            "MaxPool",
+            "mp",
+            &["x"],
+            &["y"],
+            vec![
+                attr("kernel_shape", A::Is(&[2, 2])),
+                attr("strides", A::Is(&[2, 2])),
+            ],
+        ))
+        .bytes();
+    let v: Vec<f64> = (0..16).map(|i| ((i * 7 % 25) as f64) - 12.0).collect();
+    prove_and_verify(
+        "max_pool",
+        m,
+        Tensor::new(vec![1, 1, 4, 4], v),
+        Visibility::Public,
+    );
+}
+
+#[test]
+fn softmax_over_wide_values_proves() {
+    let m = Builder::new(13)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(node(
+            "Softmax",
+            "sm",
+            &["x"],
+            &["y"],
+            vec![attr("axis", A::I(1))],
+        ))
+        .bytes();
+    let x = row(&[-12.0, 11.5, 3.0, -7.25, 12.0, 0.5, -1.0, 9.0, -12.0, 2.0]);
+    prove_and_verify("softmax", m, x, Visibility::Public);
+}
+
+#[test]
+fn a_hashed_timestamp_feature_proves_and_binds() {
+    // A Unix timestamp next to two ordinary features: a 33-bit input.
+    let m = Builder::new(13)
+        .input("x", &[1, 3])
+        .output("y")
+        .init(tensor_f32(
+            "w",
+            &[2, 3],
+            &[1e-9, 0.5, -0.25, -2e-9, 0.125, 1.0],
+        ))
+        .init(tensor_f32("b", &[2], &[0.1, -0.2]))
+        .node(node(
+            "Gemm",
+            "fc",
+            &["x", "w", "b"],
+            &["y"],
+            vec![attr("transB", A::I(1))],
+        ))
+        .bytes();
+    let x = row(&[1.7e9, 0.5, -3.0]);
+    let proof = prove_and_verify("timestamp", m.clone(), x.clone(), Visibility::Hashed);
+    let model = Model::from_bytes(m, &ImportOptions::default(), &GuardLimits::default()).unwrap();
+    let inputs = Inputs { tensors: vec![x] };
+    let p = model
+        .compile(std::slice::from_ref(&inputs), &QuantConfig::default())
+        .unwrap();
+    assert!(p.tensors[p.inputs[0].tensor].bits > 32);
+    // The pair that collided when inputs were packed in 32-bit slots.
+    let q = p.quantize_inputs(&inputs).unwrap();
+    let mut shifted = q.clone();
+    shifted[0][0] -= 1 << 32;
+    shifted[0][1] += 1;
+    let salt = halo2_proofs::pasta::Fp::from(3);
+    assert_ne!(
+        input_commitment(&p, &q, salt),
+        input_commitment(&p, &shifted, salt)
+    );
+    assert!(matches!(
+        proof.input,
+        lightchain_aivm::proof::PublicInput::Commitment(_)
+    ));
+}
+
+#[test]
+fn every_nonce_byte_is_bound() {
+    let (p, q) = crate::proving::program("ezkl/1l_mlp");
+    let keys = Keys::derive(p, Visibility::Public, &cache(), true).unwrap();
+    let proof = keys.prove(&q, [9; 32], &mut rng()).unwrap();
+    keys.verify(&proof).unwrap();
+    for byte in [0, 15, 16, 30, 31] {
+        let mut other = proof.clone();
+        other.nonce[byte] ^= 1;
+        assert!(
+            keys.verify(&other).is_err(),
+            "a proof verified with nonce byte {byte} changed"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_parameters_file_is_refused_by_name() {
+    let good = cache().get(8).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tampered = ParamsCache {
+        dir: dir.path().to_path_buf(),
+    };
+    let mut bytes = Vec::new();
+    good.write(&mut bytes).unwrap();
+    // One generator changed: a valid-looking file of the right size and k.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(tampered.path(8), &bytes).unwrap();
+    match tampered.get(8) {
+        Err(AivmError::ParamsMismatch { path, k }) => {
+            assert_eq!((path, k), (tampered.path(8), 8));
+        }
+        other => panic!("a tampered file was accepted: {:?}", other.map(|_| ())),
+    }
+    // Deleted, it is generated again, and matches.
+    std::fs::remove_file(tampered.path(8)).unwrap();
+    tampered.get(8).unwrap();
+    assert_eq!(std::fs::read(tampered.path(8)).unwrap().len(), bytes.len());
+}
