@@ -98,23 +98,6 @@ fn read_text(dir: &Path, p: &Path) -> Result<String> {
         .map_err(|e| PackageError::io(format!("cannot read {}", path.display()), e))
 }
 
-/// A small deterministic generator (splitmix64) for calibration samples.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Calibration samples: the test vectors' inputs, plus, for inputs with a declared range, the
 /// range's ends and eight deterministic samples inside it.
 fn calibration_samples(
@@ -136,33 +119,18 @@ fn calibration_samples(
         })
         .collect();
     if specs.iter().all(|s| s.range.is_some()) {
-        let mut rng = SplitMix(seed);
-        for k in 0..10 {
-            let tensors = specs
-                .iter()
-                .map(|s| {
-                    let [lo, hi] = s.range.expect("checked above");
-                    let n: usize = s.shape.iter().product();
-                    let data = (0..n)
-                        .map(|_| {
-                            let u = match k {
-                                0 => 0.0,
-                                1 => 1.0,
-                                _ => rng.unit(),
-                            };
-                            let v = lo + (hi - lo) * u;
-                            if s.dtype == DTypeSpec::I64 {
-                                v.floor().clamp(lo, hi)
-                            } else {
-                                v
-                            }
-                        })
-                        .collect();
-                    Tensor::new(s.shape.clone(), data)
-                })
-                .collect();
-            samples.push(Inputs { tensors });
-        }
+        let ranged: Vec<_> = specs
+            .iter()
+            .map(|s| {
+                let [lo, hi] = s.range.expect("checked above");
+                let dtype = match s.dtype {
+                    DTypeSpec::I64 => lightchain_aivm::DType::I64,
+                    DTypeSpec::F32 => lightchain_aivm::DType::F32,
+                };
+                (s.shape.clone(), dtype, (lo, hi))
+            })
+            .collect();
+        samples.extend(lightchain_aivm::quantize::range_samples(&ranged, seed));
     }
     if samples.is_empty() {
         return Err(PackageError::Accuracy(
