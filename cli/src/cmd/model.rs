@@ -80,14 +80,15 @@ pub enum Source {
 
 impl Source {
     /// The program to run or prove: a package's own, or the ONNX model compiled with the
-    /// quantization options, calibrated on `input` (and the calibration files).
+    /// settings on the command line (never with anything taken from the input at hand, so
+    /// that a verifier given the same settings compiles the same program).
     pub fn program(
         &self,
-        input: &lightchain_aivm::Inputs,
         quant: &QuantArgs,
     ) -> anyhow::Result<(
         std::sync::Arc<lightchain_aivm::Program>,
         Option<lightchain_aivm::proof::CompileRecord>,
+        Settings,
     )> {
         match self {
             Source::Package(p) => {
@@ -95,10 +96,17 @@ impl Source {
                     quant.scale.is_none() && quant.calibrate.is_empty(),
                     "a package carries its own quantization; --scale and --calibrate apply to ONNX models"
                 );
-                Ok((p.program.clone(), None))
+                let settings = Settings {
+                    from: "package".into(),
+                    scale: None,
+                    calibration: Vec::new(),
+                    default_range: None,
+                    package: Some(format!("{} {}", p.info.name, p.info.version)),
+                };
+                Ok((p.program.clone(), None, settings))
             }
             Source::Onnx(m) => {
-                let calibration = quant.calibration(m, input)?;
+                let (calibration, settings) = quant.calibration(m)?;
                 let cfg = quant.config();
                 let program = m
                     .compile_with(&calibration, &cfg)
@@ -109,6 +117,7 @@ impl Source {
                         quant: cfg,
                         calibration,
                     }),
+                    settings,
                 ))
             }
         }
@@ -123,16 +132,81 @@ impl Source {
     }
 }
 
-/// How a model is quantized on the command line: calibrated (default) or one fixed scale.
+/// How an ONNX model given on the command line is compiled: calibrated per tensor (default) or
+/// one fixed scale, on calibration files or on the default samples. A prover and a verifier
+/// given the same settings compile the same program.
 #[derive(Debug, Clone, Args)]
 pub struct QuantArgs {
     /// Use one fixed-point scale (fractional bits) for every tensor instead of calibrated
     /// per-tensor scales.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=24))]
     pub scale: Option<u32>,
-    /// Extra input files to calibrate on (the command's own input is always used).
+    /// Input files to calibrate on (repeatable). Without them the model is calibrated on
+    /// deterministic samples with every float input in [-1, 1].
     #[arg(long, value_name = "FILE")]
     pub calibrate: Vec<PathBuf>,
+}
+
+/// A calibration file and its content hash.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CalibrationFile {
+    pub path: String,
+    pub blake3: String,
+}
+
+/// The settings a program was compiled with, as `prove`, `run` and `verify` report them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settings {
+    /// "settings" (the command line's), "package" or "model-id".
+    pub from: String,
+    /// The fixed scale, or none for calibrated scales.
+    pub scale: Option<u32>,
+    /// The calibration files (empty: the default samples).
+    pub calibration: Vec<CalibrationFile>,
+    /// The input range of the default samples, when they were used.
+    pub default_range: Option<[f64; 2]>,
+    /// The package's name and version.
+    pub package: Option<String>,
+}
+
+impl Settings {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        if let Some(p) = &self.package {
+            return format!("the package's own ({p})");
+        }
+        if self.from == "model-id" {
+            return "the expected model id (the proof's compile record used only to rebuild it)"
+                .into();
+        }
+        let q = match self.scale {
+            Some(s) => format!("fixed scale {s}"),
+            None => "calibrated scales".into(),
+        };
+        let c = match &self.default_range {
+            Some([lo, hi]) => format!("default calibration (float inputs in [{lo}, {hi}])"),
+            None => format!(
+                "calibrated on {}",
+                self.calibration
+                    .iter()
+                    .map(|f| format!("{} (blake3 {}…)", f.path, &f.blake3[..12]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        format!("{q}, {c}")
+    }
+
+    /// The flags that reproduce these settings on another command line.
+    pub fn flags(&self) -> String {
+        let mut f: Vec<String> = self.scale.iter().map(|s| format!("--scale {s}")).collect();
+        f.extend(
+            self.calibration
+                .iter()
+                .map(|c| format!("--calibrate {}", c.path)),
+        );
+        f.join(" ")
+    }
 }
 
 impl QuantArgs {
@@ -143,17 +217,56 @@ impl QuantArgs {
         )
     }
 
-    /// Reads the calibration files and calibrates on them after `first`.
+    /// Calibrates the model on the calibration files, or on its default samples.
     pub fn calibration(
         &self,
         model: &Model,
-        first: &lightchain_aivm::Inputs,
-    ) -> anyhow::Result<lightchain_aivm::Calibration> {
-        let mut samples = vec![first.clone()];
-        for p in &self.calibrate {
-            samples.push(read_inputs(model, p)?);
-        }
-        model.calibrate(&samples).context("calibration failed")
+    ) -> anyhow::Result<(lightchain_aivm::Calibration, Settings)> {
+        let mut files = Vec::new();
+        let samples = if self.calibrate.is_empty() {
+            model.default_samples()
+        } else {
+            let mut samples = Vec::new();
+            for p in &self.calibrate {
+                let bytes =
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+                files.push(CalibrationFile {
+                    path: p.display().to_string(),
+                    blake3: blake3::hash(&bytes).to_hex().to_string(),
+                });
+                samples.push(read_inputs(model, p)?);
+            }
+            samples
+        };
+        let calibration = model.calibrate(&samples).context("calibration failed")?;
+        let (lo, hi) = lightchain_aivm::quantize::DEFAULT_INPUT_RANGE;
+        let settings = Settings {
+            from: "settings".into(),
+            scale: self.scale,
+            default_range: files.is_empty().then_some([lo, hi]),
+            calibration: files,
+            package: None,
+        };
+        Ok((calibration, settings))
+    }
+}
+
+/// Adds what to do to an executor error on a model compiled with `settings`: an input outside
+/// the calibrated range of an ONNX model needs calibration data.
+pub fn input_hint(e: lightchain_aivm::AivmError, settings: &Settings) -> anyhow::Error {
+    let outside = matches!(
+        e,
+        lightchain_aivm::AivmError::Overflow { .. } | lightchain_aivm::AivmError::Input { .. }
+    );
+    let e = anyhow::Error::new(e);
+    if outside && settings.package.is_none() {
+        e.context(format!(
+            "the integer executor failed: the model was compiled with {}; calibrate on data like \
+             this input with --calibrate FILE (and give a verifier the same flags)",
+            settings.describe()
+        ))
+    } else {
+        e.context("the integer executor failed")
     }
 }
 

@@ -9,7 +9,7 @@ use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::{Keys, ParamsCache};
 use serde::Serialize;
 
-use crate::cmd::model::{ModelArgs, QuantArgs, Source, read_inputs};
+use crate::cmd::model::{ModelArgs, QuantArgs, Settings, Source, input_hint, read_inputs};
 use crate::shell::{Human, Shell, shape};
 
 /// Input visibility on the command line.
@@ -34,8 +34,15 @@ impl From<InputVisibility> for Visibility {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   lightchain prove fixtures/digits_mlp/model.onnx --input fixtures/digits_mlp/input.json -o proof.json
-  lightchain prove model.onnx -i input.json --input-visibility hashed --nonce 00ff...
   lightchain verify fixtures/digits_mlp/model.onnx --proof proof.json
+  lightchain prove model.onnx -i input.json --calibrate data.json     # inputs beyond [-1, 1]
+  lightchain verify model.onnx --proof proof.json --calibrate data.json
+  lightchain prove model.onnx -i input.json --input-visibility hashed --nonce 00ff...
+
+An ONNX model is compiled with the settings given here (--scale, --calibrate, --dim), never with
+anything taken from the input being proven; a verifier compiles it again with the same flags.
+Without --calibrate the model is calibrated on deterministic samples with every float input in
+[-1, 1]. A package fixes all of this itself. The proof is checked before it is written.
 
 Parameters are generated once per circuit size and cached in $LIGHTCHAIN_PARAMS_DIR
 (default ~/.cache/lightchain/params).")]
@@ -84,6 +91,9 @@ struct ProveReport {
     k: u32,
     input_visibility: Visibility,
     proof_bytes: usize,
+    settings: Settings,
+    /// The command that verifies this proof with the same settings.
+    verify_with: String,
     seconds: Seconds,
     outputs: Vec<OutputReport>,
 }
@@ -95,6 +105,8 @@ impl Human for ProveReport {
             self.proof, self.proof_bytes, self.k, self.input_visibility
         ));
         out.push_str(&format!("model id  {}\n", self.model_id));
+        out.push_str(&format!("settings  {}\n", self.settings.describe()));
+        out.push_str(&format!("verify    {}\n", self.verify_with));
         let s = &self.seconds;
         out.push_str(&format!(
             "time      compile {:.2}s, keygen {:.2}s, witness {:.3}s, prove {:.2}s\n",
@@ -138,7 +150,7 @@ impl ProveArgs {
         let t = Instant::now();
         let source = self.model.source()?;
         let input = read_inputs(source.model(), &self.input)?;
-        let (program, record) = source.program(&input, &self.quant)?;
+        let (program, record, settings) = source.program(&self.quant)?;
         let visibility = match (&source, self.input_visibility) {
             (Source::Package(p), v) => {
                 let pv = p.info.input_visibility;
@@ -163,7 +175,7 @@ impl ProveArgs {
         pb.set_message("witness");
         let t = Instant::now();
         let q = program.quantize_inputs(&input)?;
-        program.execute(&q).context("the integer executor failed")?;
+        program.execute(&q).map_err(|e| input_hint(e, &settings))?;
         let witness = t.elapsed().as_secs_f64();
         pb.inc(1);
         pb.set_message("proving");
@@ -199,12 +211,28 @@ impl ProveArgs {
                 values: t.data,
             })
             .collect();
+        let dims: String = self
+            .model
+            .dims
+            .iter()
+            .map(|(k, v)| format!(" --dim {k}={v}"))
+            .collect();
+        let verify_with = format!(
+            "lightchain verify {} --proof {}{dims} {}",
+            self.model.model.display(),
+            self.out.display(),
+            settings.flags()
+        )
+        .trim_end()
+        .to_string();
         shell.emit(&ProveReport {
             proof: self.out.display().to_string(),
             model_id: proof.model_id.to_string(),
             k: proof.k,
             input_visibility: proof.visibility,
             proof_bytes: proof.proof.len(),
+            settings,
+            verify_with,
             seconds: Seconds {
                 compile,
                 keygen,

@@ -8,7 +8,7 @@ use lightchain_aivm::Tensor;
 use lightchain_aivm::accuracy::{self, Accuracy, argmax_rows};
 use serde::Serialize;
 
-use crate::cmd::model::{ModelArgs, QuantArgs, read_inputs};
+use crate::cmd::model::{ModelArgs, QuantArgs, input_hint, read_inputs};
 use crate::shell::{Human, Shell, shape};
 
 /// Run a model with the AIVM integer executor and with tract in float, and compare them.
@@ -17,6 +17,10 @@ use crate::shell::{Human, Shell, shape};
   lightchain run fixtures/digits_mlp/model.onnx --input fixtures/digits_mlp/input.json
   lightchain run network.onnx --input input.json --scale 7      # EZKL-style fixed scale
   lightchain run model.onnx --input in.json --json | jq .accuracy
+  lightchain run model.onnx --input in.json --calibrate in.json   # calibrated on this input
+
+The model is compiled as `prove` compiles it: with --scale and --calibrate, or without
+calibration files on deterministic samples with every float input in [-1, 1].
 
 Input files hold named tensors {\"inputs\": {\"x\": [[...]]}} or EZKL's {\"input_data\": [[...]]}.")]
 pub struct RunArgs {
@@ -98,10 +102,10 @@ impl RunArgs {
         let source = self.model.source()?;
         let model = source.model();
         let input = read_inputs(model, &self.input)?;
-        let (program, _) = source.program(&input, &self.quant)?;
+        let (program, _, settings) = source.program(&self.quant)?;
         let aivm = program
             .run_float(&input)
-            .context("the integer executor failed")?;
+            .map_err(|e| input_hint(e, &settings))?;
         let float = model
             .reference()
             .and_then(|r| r.run(&input.tensors))

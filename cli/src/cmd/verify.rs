@@ -1,46 +1,83 @@
-//! `lightchain verify`: checks a proof with the model's program and the proof's public inputs.
+//! `lightchain verify`: checks a proof against a program the verifier decides itself: a
+//! package's, or an ONNX model compiled with the settings given here (never with settings read
+//! from the proof), or the program with an expected model id.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::{Keys, ParamsCache, Proof};
+use lightchain_aivm::{ModelId, Program};
 use serde::Serialize;
 
-use crate::cmd::model::{ModelArgs, Source};
+use crate::cmd::model::{ModelArgs, QuantArgs, Settings, Source};
+use crate::cmd::prove::InputVisibility;
 use crate::shell::{Human, Shell};
 
-/// Verify a proof: exit status 0 only when it is valid for this model.
+/// Verify a proof: exit status 0 only when it is valid for the program this command decides.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  lightchain verify fixtures/digits_mlp/model.onnx --proof proof.json
-  lightchain verify model.onnx --proof proof.bin --json
+  lightchain verify digits-0.1.0.lcpkg --proof seven.bin           # a package fixes its program
+  lightchain verify model.onnx --proof proof.json                  # default settings
+  lightchain verify model.onnx --proof proof.json --scale 7        # the prover's --scale
+  lightchain verify model.onnx --proof proof.json --calibrate data.json
+  lightchain verify model.onnx --proof proof.json --model-id 3f2a…  # a program you trust by id
 
-The verifier rebuilds the circuit and its verifying key from the model; it needs the proof's
-public inputs (nonce, inputs or their commitment, outputs), never the witness.")]
+The verifier rebuilds the circuit and its verifying key from the program; it needs the proof's
+public inputs (nonce, inputs or their commitment, outputs), never the witness. For an ONNX
+model the program is the one the model compiles to with the settings given here (the same flags
+the prover used: --scale, --calibrate, --dim); a proof of any other program is refused. With
+--model-id, the program the proof records how to rebuild is accepted only if it is the model
+compiled to that id.")]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The proof (JSON envelope or compact binary form).
     #[arg(long, short = 'p', value_name = "PROOF")]
     pub proof: PathBuf,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+    /// Accept only the program with this id (64 hex digits), rebuilt from the ONNX model with
+    /// the compile record of a JSON proof.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["scale", "calibrate"])]
+    pub model_id: Option<ModelId>,
+    /// Require this input visibility (default: whichever the proof has).
+    #[arg(long, value_enum)]
+    pub input_visibility: Option<InputVisibility>,
+}
+
+#[derive(Serialize)]
+struct ModelFile {
+    path: String,
+    blake3: String,
 }
 
 #[derive(Serialize)]
 struct VerifyReport {
     valid: bool,
+    model: ModelFile,
     model_id: String,
     k: u32,
+    input_visibility: Visibility,
+    settings: Settings,
+    nonce: String,
     outputs: Vec<Vec<i64>>,
 }
 
 impl Human for VerifyReport {
     fn human(&self, out: &mut String) {
         out.push_str(&format!(
-            "valid proof for model {} (k = {})\n",
-            self.model_id, self.k
+            "valid proof for model {} (k = {}, {} inputs)\n",
+            self.model_id, self.k, self.input_visibility
         ));
+        out.push_str(&format!(
+            "  file      {} (blake3 {})\n",
+            self.model.path, self.model.blake3
+        ));
+        out.push_str(&format!("  settings  {}\n", self.settings.describe()));
+        out.push_str(&format!("  nonce     {}\n", self.nonce));
     }
 }
 
@@ -58,35 +95,86 @@ pub fn read_proof(path: &std::path::Path) -> anyhow::Result<Proof> {
 }
 
 impl VerifyArgs {
-    pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
-        let proof = read_proof(&self.proof)
-            .with_context(|| format!("invalid proof file {}", self.proof.display()))?;
-        let (program, visibility) = match self.model.source()? {
-            Source::Package(p) => (p.program.clone(), p.info.input_visibility),
-            Source::Onnx(model) => {
-                let record = proof.compile.as_ref().context(
-                    "the proof does not record how the model was compiled (binary proofs need the model's package)",
-                )?;
-                let program = model
-                    .compile_with(&record.calibration, &record.quant)
-                    .context("cannot rebuild the program from the model")?;
-                (Arc::new(program), proof.visibility)
-            }
+    /// The program this verifier accepts, and how it was decided.
+    fn program(&self, source: &Source, proof: &Proof) -> anyhow::Result<(Arc<Program>, Settings)> {
+        let (Some(expected), Source::Onnx(model)) = (self.model_id, source) else {
+            let (program, _, settings) = source.program(&self.quant)?;
+            return Ok((program, settings));
         };
+        let record = proof.compile.as_ref().context(
+            "--model-id needs a JSON proof that records how its program was compiled; give the \
+             prover's settings (--scale, --calibrate) instead",
+        )?;
+        let program = model
+            .compile_with(&record.calibration, &record.quant)
+            .context("the proof's compile record does not compile this model")?;
         anyhow::ensure!(
-            program.id() == proof.model_id,
-            "invalid proof: it is for model {}, but {} is model {}",
-            proof.model_id,
+            program.id() == expected,
+            "invalid proof: {} with the proof's compile record is model {}, not the expected {expected}",
             self.model.model.display(),
             program.id()
         );
+        let settings = Settings {
+            from: "model-id".into(),
+            scale: record.quant.fixed_scale,
+            calibration: Vec::new(),
+            default_range: None,
+            package: None,
+        };
+        Ok((Arc::new(program), settings))
+    }
+
+    pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
+        let proof = read_proof(&self.proof)
+            .with_context(|| format!("invalid proof file {}", self.proof.display()))?;
+        let source = self.model.source()?;
+        anyhow::ensure!(
+            self.model_id.is_none() || matches!(source, Source::Onnx(_)),
+            "--model-id applies to ONNX models; a package fixes its program"
+        );
+        let (program, settings) = self.program(&source, &proof)?;
+        anyhow::ensure!(
+            program.id() == proof.model_id,
+            "invalid proof: it is for model {}, but {} with {} is model {}{}",
+            proof.model_id,
+            self.model.model.display(),
+            settings.describe(),
+            program.id(),
+            if matches!(source, Source::Onnx(_)) {
+                "; give the settings the prover used (--scale, --calibrate, --dim), or --model-id \
+                 with an id you trust"
+            } else {
+                ""
+            }
+        );
+        let visibility = match &source {
+            Source::Package(p) => p.info.input_visibility,
+            Source::Onnx(_) => proof.visibility,
+        };
+        if let Some(v) = self.input_visibility {
+            anyhow::ensure!(
+                Visibility::from(v) == proof.visibility,
+                "invalid proof: it has {} inputs, not {}",
+                proof.visibility,
+                Visibility::from(v)
+            );
+        }
         let keys = Keys::derive(program, visibility, &ParamsCache::from_env(), false)
             .context("cannot derive the verifying key")?;
         keys.verify(&proof)?;
+        let bytes = std::fs::read(&self.model.model)
+            .with_context(|| format!("cannot read {}", self.model.model.display()))?;
         shell.emit(&VerifyReport {
             valid: true,
+            model: ModelFile {
+                path: self.model.model.display().to_string(),
+                blake3: blake3::hash(&bytes).to_hex().to_string(),
+            },
             model_id: proof.model_id.to_string(),
             k: proof.k,
+            input_visibility: proof.visibility,
+            settings,
+            nonce: proof.nonce.iter().map(|b| format!("{b:02x}")).collect(),
             outputs: proof.outputs.clone(),
         })
     }
