@@ -694,6 +694,29 @@ impl Proof {
 mod tests {
     use super::*;
 
+    /// A proof whose witness breaks a constraint (here: one cell forged while proving) is
+    /// refused by `prove` itself, not handed out to fail at a verifier.
+    #[test]
+    fn prove_refuses_a_proof_that_does_not_verify() {
+        use crate::circuit::testing;
+        let (program, inputs) = crate::circuit::tests::fixture("ezkl/1l_relu");
+        let dir = std::env::temp_dir().join("lightchain-test-params");
+        let cache = ParamsCache { dir };
+        let keys = Keys::derive(program, Visibility::Public, &cache, true).unwrap();
+        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        keys.prove(&inputs, [1; 32], &mut rng).unwrap();
+        let cfg = crate::circuit::tests::config();
+        let mut over = HashMap::new();
+        over.insert((cfg.y, 3), Fp::from(12345));
+        let (r, _) = testing::with(None, over, false, || {
+            keys.prove(&inputs, [1; 32], &mut rng)
+        });
+        match r {
+            Err(AivmError::Prove(e)) => assert!(e.contains("does not verify"), "{e}"),
+            other => panic!("a broken proof was handed out: {:?}", other.map(|_| ())),
+        }
+    }
+
     /// Prints the digests [`PINNED_DIGESTS`] holds, from parameters generated afresh
     /// (`cargo test -p lightchain-aivm print_params_digests -- --ignored --nocapture`; minutes).
     #[test]
