@@ -181,3 +181,48 @@ pub fn charge(program: &Program, inputs: &[Vec<i64>], proof: &crate::proof::Proo
         public_inputs,
     })
 }
+
+/// Estimated peak memory of proving at `k`, in MB: a base plus a per-row cost measured on the
+/// fixtures (see BENCHMARKS.md: about 43 KB per row at k = 17, with margin).
+pub fn memory_estimate_mb(k: u32) -> u64 {
+    32 + ((1u64 << k) * 48) / 1024
+}
+
+/// A task quote: what one task of a model costs, before it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub model_id: String,
+    pub gas: u64,
+    pub gas_price: u64,
+    pub fee: u64,
+    /// Predicted proving seconds, when a measured cost curve is at hand.
+    pub predicted_seconds: Option<f64>,
+    pub memory_mb: u64,
+    pub breakdown: GasReport,
+}
+
+/// Quotes one task of `program` (its gas already metered: metering lays the circuit out, so a
+/// node meters each model once and quotes from that) for `inputs` at `gas_price`. The inputs
+/// are checked against the program (shapes, dtypes and calibrated ranges) but not run: the
+/// quote depends only on the program and the input shape, so it is exactly what executing and
+/// proving will charge.
+pub fn quote(
+    program: &Program,
+    model_id: &str,
+    breakdown: GasReport,
+    inputs: &crate::Inputs,
+    gas_price: u64,
+) -> crate::Result<Estimate> {
+    let q = program.quantize_inputs(inputs)?;
+    program.check_inputs(&q)?;
+    let gas = breakdown.total;
+    Ok(Estimate {
+        model_id: model_id.to_string(),
+        gas,
+        gas_price,
+        fee: gas.saturating_mul(gas_price),
+        predicted_seconds: None,
+        memory_mb: memory_estimate_mb(breakdown.k),
+        breakdown,
+    })
+}

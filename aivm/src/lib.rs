@@ -25,7 +25,7 @@ pub mod proof;
 pub mod quantize;
 pub mod reference;
 pub mod tensor;
-mod wire;
+pub mod wire;
 
 use std::path::Path;
 

@@ -1,8 +1,9 @@
-//! The varint wire format shared by the program encoding and the compact proof form.
+//! The varint wire format shared by the program encoding, the compact proof form and the
+//! devnet's canonical encoding of what it hashes and signs.
 
 use crate::error::{AivmError, Result};
 
-pub(crate) struct W(pub Vec<u8>);
+pub struct W(pub Vec<u8>);
 
 impl W {
     pub fn u(&mut self, mut v: u64) {
@@ -36,7 +37,7 @@ impl W {
     }
 }
 
-pub(crate) struct R<'a> {
+pub struct R<'a> {
     pub b: &'a [u8],
     pub pos: usize,
 }
@@ -45,6 +46,8 @@ fn short() -> AivmError {
     AivmError::Decode("the encoding ends early".into())
 }
 
+// `len` reads a length field of the encoding; it is not the reader's own length.
+#[allow(clippy::len_without_is_empty)]
 impl<'a> R<'a> {
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self

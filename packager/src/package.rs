@@ -82,11 +82,7 @@ pub enum Stage {
     Write,
 }
 
-/// Estimated peak memory of proving at `k`, in MB: a base plus a per-row cost measured on the
-/// fixtures (see BENCHMARKS.md: about 43 KB per row at k = 17, with margin).
-pub fn memory_estimate_mb(k: u32) -> u64 {
-    32 + ((1u64 << k) * 48) / 1024
-}
+pub use lightchain_aivm::gas::memory_estimate_mb;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
