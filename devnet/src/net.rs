@@ -1,17 +1,18 @@
 //! The in-process network between validators: all-to-all broadcast over channels, with fault
-//! injection (killed validators, dropped messages, partitions, delay), so that faults are
-//! testable. A real transport can take its place behind the same `broadcast`/`send`.
+//! injection (crashed validators, partitions, delay), so that faults are testable. A real
+//! transport can take its place behind the same `broadcast`/`send`.
 
-use std::collections::HashSet;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
 
 use malachitebft_core_consensus::{LivenessMsg, SignedConsensusMsg};
 use malachitebft_core_types::CommitCertificate;
 
-use crate::chain::{SignedTx, TaskResult};
+use crate::chain::{CommittedBlock, SignedTx, TaskResult};
 use crate::consensus::context::{DevnetContext, Value};
+use crate::lock::{Lock, Shared};
 
 /// A message between validators (or from the node's API to them).
 #[derive(Clone, Debug)]
@@ -20,8 +21,15 @@ pub enum NetMsg {
     Consensus(SignedConsensusMsg<DevnetContext>),
     /// Round synchronisation: re-broadcast votes, polka and round certificates.
     Liveness(LivenessMsg<DevnetContext>),
-    /// A committed block with its certificate, for validators that fell behind.
+    /// A block just decided, with its certificate, for validators a moment behind.
     Decided(Value, CommitCertificate<DevnetContext>),
+    /// A validator's committed height, sent every so often: a validator further behind
+    /// asks the sender for the blocks it lacks.
+    Status(u64),
+    /// Asks for committed blocks `from..=to`.
+    SyncRequest { from: u64, to: u64 },
+    /// Committed blocks with their certificates, in height order.
+    SyncResponse(Vec<CommittedBlock>),
     /// A transaction for the mempool.
     Tx(SignedTx),
     /// An executor's result.
@@ -30,45 +38,59 @@ pub enum NetMsg {
     Mine,
     /// Roll back to a committed height (dev_revert).
     Revert(u64),
-    /// Stop the validator.
+    /// Stop: the validator exits, keeping what it stored (dev_kill, shutdown).
     Stop,
 }
 
 /// Network faults.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Validators whose messages are neither sent nor delivered.
+    /// Validators whose messages are neither sent nor delivered (crashed).
     pub killed: HashSet<usize>,
     /// When set, only validators in the same group talk to each other.
     pub partition: Option<Vec<HashSet<usize>>>,
-    /// Delay of every message.
+    /// Delay of every message between validators.
     pub delay: Duration,
 }
+
+type Peer = Sender<(usize, NetMsg)>;
+
+/// Messages waiting out their delay: due time (and a sequence number) -> (to, from, msg).
+type Delayed = BTreeMap<(Instant, u64), (usize, usize, NetMsg)>;
 
 /// All-to-all delivery with faults.
 #[derive(Clone)]
 pub struct Network {
-    peers: Arc<Vec<Sender<(usize, NetMsg)>>>,
-    pub faults: Arc<RwLock<Faults>>,
+    peers: Arc<Shared<Vec<Peer>>>,
+    pub faults: Arc<Shared<Faults>>,
+    delayed: Arc<Lock<(Delayed, u64)>>,
+    wake: Arc<Lock<Option<Sender<()>>>>,
 }
 
 /// Sender index of messages that come from the node's API rather than a validator.
 pub const API: usize = usize::MAX;
 
 impl Network {
-    pub fn new(peers: Vec<Sender<(usize, NetMsg)>>) -> Network {
+    pub fn new(peers: Vec<Peer>) -> Network {
         Network {
-            peers: Arc::new(peers),
+            peers: Arc::new(Shared::new(peers)),
             faults: Default::default(),
+            delayed: Default::default(),
+            wake: Default::default(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.peers.len()
+        self.peers.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
+        self.len() == 0
+    }
+
+    /// Gives validator `i` a new inbox (it restarted).
+    pub fn reconnect(&self, i: usize, peer: Peer) {
+        self.peers.write()[i] = peer;
     }
 
     fn connected(f: &Faults, from: usize, to: usize) -> bool {
@@ -83,26 +105,89 @@ impl Network {
         }
     }
 
-    /// Sends to one validator.
+    /// Sends to one validator (through the faults).
     pub fn send(&self, from: usize, to: usize, msg: NetMsg) {
-        let f = self.faults.read().expect("faults").clone();
-        if !Self::connected(&f, from, to) {
+        let (ok, delay) = {
+            let f = self.faults.read();
+            (Self::connected(&f, from, to), f.delay)
+        };
+        if !ok {
             return;
         }
-        let tx = self.peers[to].clone();
-        if f.delay.is_zero() {
-            let _ = tx.send((from, msg));
+        if delay.is_zero() || from == API {
+            self.deliver(from, to, msg);
         } else {
-            std::thread::spawn(move || {
-                std::thread::sleep(f.delay);
-                let _ = tx.send((from, msg));
+            self.later(Instant::now() + delay, from, to, msg);
+        }
+    }
+
+    /// Delivers to one validator whatever the faults (stopping a crashed validator).
+    pub fn deliver(&self, from: usize, to: usize, msg: NetMsg) {
+        if let Some(p) = self.peers.read().get(to) {
+            let _ = p.send((from, msg));
+        }
+    }
+
+    fn later(&self, at: Instant, from: usize, to: usize, msg: NetMsg) {
+        let mut d = self.delayed.lock();
+        d.1 += 1;
+        let seq = d.1;
+        d.0.insert((at, seq), (to, from, msg));
+        drop(d);
+        let mut wake = self.wake.lock();
+        if wake.as_ref().is_none_or(|w| w.send(()).is_err()) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            *wake = Some(tx);
+            let net = self.clone();
+            std::thread::Builder::new()
+                .name("net-delay".into())
+                .spawn(move || net.run_delays(rx))
+                .expect("thread");
+        }
+    }
+
+    /// Delivers delayed messages when they are due; exits when nothing waits for a while.
+    fn run_delays(&self, wake: Receiver<()>) {
+        loop {
+            let next = {
+                let mut d = self.delayed.lock();
+                let now = Instant::now();
+                let due: Vec<(Instant, u64)> =
+                    d.0.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
+                let msgs: Vec<(usize, usize, NetMsg)> =
+                    due.iter().filter_map(|k| d.0.remove(k)).collect();
+                let next = d.0.keys().next().map(|(at, _)| *at);
+                drop(d);
+                for (to, from, msg) in msgs {
+                    // Faults may have changed while it waited.
+                    if Self::connected(&self.faults.read(), from, to) {
+                        self.deliver(from, to, msg);
+                    }
+                }
+                next
+            };
+            let wait = next.map_or(Duration::from_secs(5), |at| {
+                at.saturating_duration_since(Instant::now())
             });
+            match wake.recv_timeout(wait) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if next.is_none() => {
+                    // Idle: let the next delayed message start a new thread.
+                    let mut w = self.wake.lock();
+                    if self.delayed.lock().0.is_empty() {
+                        *w = None;
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
         }
     }
 
     /// Sends to every validator except `from`.
     pub fn broadcast(&self, from: usize, msg: NetMsg) {
-        for to in 0..self.peers.len() {
+        for to in 0..self.len() {
             if to != from {
                 self.send(from, to, msg.clone());
             }
@@ -111,7 +196,7 @@ impl Network {
 
     /// Sends to every validator including `from` (gossip that the sender also keeps).
     pub fn broadcast_all(&self, from: usize, msg: NetMsg) {
-        for to in 0..self.peers.len() {
+        for to in 0..self.len() {
             self.send(from, to, msg.clone());
         }
     }

@@ -1,39 +1,247 @@
-//! JSON-RPC 2.0 over HTTP (axum): `POST /` with `{"jsonrpc": "2.0", "id": …, "method": …,
-//! "params": [...]}`. Methods: `lc_sendTransaction`, `lc_deployModel`, `lc_submitTask`,
-//! `lc_getTask`, `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_estimateGas`, `lc_status`,
+//! JSON-RPC 2.0 over HTTP (axum): `POST /` with a request object or a batch (an array of
+//! them). Malformed JSON is answered with error -32700, an invalid request with -32600, an
+//! unknown method with -32601, bad parameters with -32602; a request without an `id` is a
+//! notification and gets no answer. The body may be as large as the largest package, base64
+//! encoded; a request runs at most [`RpcLimits::timeout`], and at most
+//! [`RpcLimits::concurrency`] run at once.
+//!
+//! Methods: `lc_sendTransaction`, `lc_deployModel`, `lc_submitTask`, `lc_getTask`,
+//! `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_estimateGas`, `lc_status`,
 //! `lc_validators`, `lc_getBalance`, and the devnet controls `dev_mine`, `dev_snapshot`,
-//! `dev_revert`, `dev_setBehavior`, `dev_kill`.
+//! `dev_revert`, `dev_increaseTime`, `dev_setBehavior`, `dev_kill`, `dev_revive`,
+//! `dev_partition`, `dev_heal`, `dev_delay`.
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
+use crate::api::DevnetApi;
 use crate::chain::{Address, SignedTx, TxKind};
+use crate::error::DevnetError;
 use crate::validator::Behavior;
-use crate::{DevnetApi, DevnetError};
 
 /// JSON-RPC error codes.
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
-const REFUSED: i64 = -32000;
-const NOT_FOUND: i64 = -32001;
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+pub const REFUSED: i64 = -32000;
+pub const NOT_FOUND: i64 = -32001;
+pub const TIMED_OUT: i64 = -32002;
+pub const BUSY: i64 = -32005;
 
-pub fn router(api: DevnetApi) -> Router {
-    Router::new().route("/", post(handle)).with_state(api)
+/// Limits of the RPC server.
+#[derive(Clone, Debug)]
+pub struct RpcLimits {
+    /// Largest request body: a 64 MiB package, base64 (4/3) and JSON around it.
+    pub body_bytes: usize,
+    /// Longest a request may run.
+    pub timeout: Duration,
+    /// Requests running at once; more are refused with [`BUSY`].
+    pub concurrency: usize,
 }
 
-struct RpcError(i64, String);
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits {
+            body_bytes: 96 << 20,
+            timeout: Duration::from_secs(120),
+            concurrency: 64,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Server {
+    api: DevnetApi,
+    limits: RpcLimits,
+    slots: Arc<Semaphore>,
+}
+
+/// The router (for tests that serve it themselves).
+pub fn router(api: DevnetApi) -> Router {
+    let limits = api.config().rpc_limits.clone();
+    let slots = Arc::new(Semaphore::new(limits.concurrency));
+    Router::new()
+        .route("/", post(handle))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .with_state(Server { api, limits, slots })
+}
+
+/// Serves the RPC on `host:port` (port 0: any free one); returns the address and the sender
+/// that stops the server.
+pub async fn serve(
+    api: DevnetApi,
+    host: IpAddr,
+    port: u16,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), DevnetError> {
+    let addr = SocketAddr::new(host, port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DevnetError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| DevnetError::Bind { addr, source })?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let app = router(api);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((local, tx))
+}
+
+/// A JSON-RPC error.
+pub struct RpcError(pub i64, pub String);
 
 impl From<DevnetError> for RpcError {
     fn from(e: DevnetError) -> Self {
         match e {
             DevnetError::NotFound(_) => RpcError(NOT_FOUND, e.to_string()),
+            DevnetError::Timeout(_) => RpcError(TIMED_OUT, e.to_string()),
             _ => RpcError(REFUSED, e.to_string()),
         }
     }
+}
+
+fn error(id: Value, RpcError(code, message): RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+fn json_response(v: &Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(v).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+async fn handle(State(s): State<Server>, body: Bytes) -> Response {
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_response(&error(
+                Value::Null,
+                RpcError(PARSE_ERROR, format!("parse error: {e}")),
+            ));
+        }
+    };
+    let answer = match req {
+        Value::Array(items) if items.is_empty() => Some(error(
+            Value::Null,
+            RpcError(INVALID_REQUEST, "an empty batch".into()),
+        )),
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                if let Some(a) = one(&s, item).await {
+                    out.push(a);
+                }
+            }
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        other => one(&s, other).await,
+    };
+    match answer {
+        Some(v) => json_response(&v),
+        // Only notifications: nothing to answer.
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// Runs one request object; `None` for a notification.
+async fn one(s: &Server, req: Value) -> Option<Value> {
+    let Value::Object(obj) = &req else {
+        return Some(error(
+            Value::Null,
+            RpcError(INVALID_REQUEST, "a request is a JSON object".into()),
+        ));
+    };
+    let id = obj.get("id").cloned();
+    let answer_id = id.clone().unwrap_or(Value::Null);
+    if !matches!(
+        id,
+        None | Some(Value::Null | Value::String(_) | Value::Number(_))
+    ) {
+        return Some(error(
+            Value::Null,
+            RpcError(
+                INVALID_REQUEST,
+                "id must be a string, a number or null".into(),
+            ),
+        ));
+    }
+    let method = match (obj.get("jsonrpc"), obj.get("method")) {
+        (Some(Value::String(v)), Some(Value::String(m))) if v == "2.0" => m.clone(),
+        _ => {
+            return Some(error(
+                answer_id,
+                RpcError(
+                    INVALID_REQUEST,
+                    "expected {\"jsonrpc\": \"2.0\", \"method\": ..., \"params\": [...], \"id\": ...}"
+                        .into(),
+                ),
+            ));
+        }
+    };
+    let params = match obj.get("params") {
+        None => json!([]),
+        Some(p @ Value::Array(_)) => p.clone(),
+        Some(_) => {
+            return Some(error(
+                answer_id,
+                RpcError(INVALID_PARAMS, "params must be an array".into()),
+            ));
+        }
+    };
+    let result = match s.slots.clone().try_acquire_owned() {
+        Err(_) => Err(RpcError(
+            BUSY,
+            format!(
+                "{} requests are in progress, the most this node runs at once; retry",
+                s.limits.concurrency
+            ),
+        )),
+        Ok(permit) => {
+            let api = s.api.clone();
+            // Calls may wait (dev_mine) or verify proofs: keep them off the async workers.
+            let task = tokio::task::spawn_blocking(move || {
+                let r = dispatch(&api, &method, &params);
+                drop(permit);
+                r
+            });
+            match tokio::time::timeout(s.limits.timeout, task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(RpcError(INTERNAL_ERROR, "internal error".into())),
+                Err(_) => Err(RpcError(
+                    TIMED_OUT,
+                    format!(
+                        "the request did not finish within {} s",
+                        s.limits.timeout.as_secs()
+                    ),
+                )),
+            }
+        }
+    };
+    id.as_ref()?;
+    Some(match result {
+        Ok(v) => json!({"jsonrpc": "2.0", "id": answer_id, "result": v}),
+        Err(e) => error(answer_id, e),
+    })
 }
 
 fn param<T: serde::de::DeserializeOwned>(
@@ -49,36 +257,8 @@ fn param<T: serde::de::DeserializeOwned>(
         .map_err(|e| RpcError(INVALID_PARAMS, format!("parameter {i} ({what}): {e}")))
 }
 
-async fn handle(State(api): State<DevnetApi>, Json(req): Json<Value>) -> Json<Value> {
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let method = req
-        .get("method")
-        .and_then(|m| m.as_str())
-        .map(str::to_string);
-    let params = req.get("params").cloned().unwrap_or(json!([]));
-    let result = match (req.get("jsonrpc").and_then(|v| v.as_str()), method) {
-        (Some("2.0"), Some(m)) => {
-            let api = api.clone();
-            // Calls may wait (dev_mine) or verify proofs: keep them off the async workers.
-            tokio::task::spawn_blocking(move || dispatch(&api, &m, &params))
-                .await
-                .unwrap_or_else(|_| Err(RpcError(REFUSED, "internal error".into())))
-        }
-        _ => Err(RpcError(
-            INVALID_REQUEST,
-            "expected a JSON-RPC 2.0 request".into(),
-        )),
-    };
-    Json(match result {
-        Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
-        Err(RpcError(code, message)) => {
-            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-        }
-    })
-}
-
 fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
-    serde_json::to_value(v).map_err(|e| RpcError(REFUSED, e.to_string()))
+    serde_json::to_value(v).map_err(|e| RpcError(INTERNAL_ERROR, e.to_string()))
 }
 
 fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcError> {
@@ -184,15 +364,42 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
             let id: u64 = param(params, 0, "snapshot id")?;
             Ok(json!(api.revert(id)))
         }
+        "dev_increaseTime" => {
+            let s: u64 = param(params, 0, "seconds")?;
+            Ok(json!(api.increase_time(s)))
+        }
         "dev_setBehavior" => {
             let v: usize = param(params, 0, "validator index")?;
-            let b: Behavior = param(params, 1, "honest | wrong_output | corrupt_proof | silent")?;
+            let b: Behavior = param(
+                params,
+                1,
+                "honest | wrong_output | corrupt_proof | silent | equivocating_proposer | double_vote | invalid_block | withhold_votes",
+            )?;
             api.set_behavior(v, b)?;
             Ok(json!(true))
         }
         "dev_kill" => {
             let v: usize = param(params, 0, "validator index")?;
             api.kill(v)?;
+            Ok(json!(true))
+        }
+        "dev_revive" => {
+            let v: usize = param(params, 0, "validator index")?;
+            api.revive(v)?;
+            Ok(json!(true))
+        }
+        "dev_partition" => {
+            let groups: Vec<Vec<usize>> = param(params, 0, "groups of validator indices")?;
+            api.partition(groups)?;
+            Ok(json!(true))
+        }
+        "dev_heal" => {
+            api.heal();
+            Ok(json!(true))
+        }
+        "dev_delay" => {
+            let ms: u64 = param(params, 0, "milliseconds")?;
+            api.delay(Duration::from_millis(ms));
             Ok(json!(true))
         }
         other => Err(RpcError(

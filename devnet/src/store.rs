@@ -1,26 +1,44 @@
 //! Persistence of a devnet (`--state DIR`): committed blocks, the state after each height,
-//! receipts and deployed packages in one redb database. Validators commit the same blocks; the
-//! first to commit a height writes it.
+//! receipts and deployed packages, the validators' encryption keys, and the transactions the
+//! API acknowledged but no block has included yet, in one redb database. Validators commit the
+//! same blocks; the first to commit a height writes it. Every write either commits or returns
+//! its error: a validator whose store fails stops (see [`crate::validator::Fatal`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::chain::exec::Runtime;
-use crate::chain::{CommittedBlock, Receipt, State, TxKind};
+use crate::chain::{CommittedBlock, Receipt, SignedTx, State, TxKind};
+use crate::lock::Lock;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const STATES: TableDefinition<u64, &[u8]> = TableDefinition::new("states");
 const RECEIPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("receipts");
 const PACKAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("packages");
+const KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("encryption_keys");
+const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_txs");
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
 
 /// The devnet's database.
 pub struct Store {
     db: Database,
+    dir: PathBuf,
     /// Highest height written (writes below it are duplicates from other validators).
-    written: Mutex<u64>,
+    written: Lock<u64>,
+    /// Fault injection: every write fails while set.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 /// What a database holds.
@@ -30,40 +48,59 @@ pub struct Loaded {
     pub blocks: Vec<CommittedBlock>,
     pub receipts: BTreeMap<String, Receipt>,
     pub packages: Vec<Vec<u8>>,
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+    /// Transactions acknowledged to clients and not yet in a block.
+    pub pending: Vec<SignedTx>,
 }
 
 impl Store {
     /// Opens (or creates) `DIR/devnet.redb`.
-    pub fn open(dir: &Path) -> Result<Store, String> {
+    pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let db = Database::create(dir.join("devnet.redb"))
-            .map_err(|e| format!("cannot open the state database: {e}"))?;
+            .map_err(|e| StoreError(format!("cannot open the state database: {e}")))?;
         let tx = db.begin_write().map_err(err)?;
         {
             tx.open_table(BLOCKS).map_err(err)?;
             tx.open_table(STATES).map_err(err)?;
             tx.open_table(RECEIPTS).map_err(err)?;
             tx.open_table(PACKAGES).map_err(err)?;
+            tx.open_table(KEYS).map_err(err)?;
+            tx.open_table(PENDING).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         let store = Store {
             db,
-            written: Mutex::new(0),
+            dir: dir.to_path_buf(),
+            written: Lock::new(0),
+            failing: Default::default(),
         };
         let h = store
             .load()?
             .map_or(0, |l| l.states.len().saturating_sub(1) as u64);
-        *store.written.lock().expect("store") = h;
+        *store.written.lock() = h;
         Ok(store)
     }
 
+    /// Fault injection: makes every write fail (as a full or broken disk would) until unset.
+    pub fn fail_writes(&self, on: bool) {
+        self.failing.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError("writes fail (fault injected)".into()));
+        }
+        Ok(())
+    }
+
+    /// Where validator `index` keeps its write-ahead log.
+    pub fn wal_path(&self, index: usize) -> PathBuf {
+        self.dir.join("wal").join(format!("validator-{index}.wal"))
+    }
+
     /// Writes the genesis state of a new database.
-    pub fn init(&self, genesis: &State) -> Result<(), String> {
+    pub fn init(&self, genesis: &State) -> Result<()> {
         let tx = self.db.begin_write().map_err(err)?;
         {
             let mut t = tx.open_table(STATES).map_err(err)?;
@@ -73,85 +110,147 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Persists a committed height (once, whichever validator gets here first).
+    /// The validators' encryption secrets, by index (empty for a new database).
+    pub fn encryption_keys(&self) -> Result<BTreeMap<usize, [u8; 32]>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(KEYS).map_err(err)?;
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let key: [u8; 32] = v
+                .value()
+                .try_into()
+                .map_err(|_| StoreError("a stored encryption key is not 32 bytes".into()))?;
+            out.insert(k.value() as usize, key);
+        }
+        Ok(out)
+    }
+
+    /// Stores the validators' encryption secrets (once, with the genesis state).
+    pub fn put_encryption_keys(&self, keys: &[[u8; 32]]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(KEYS).map_err(err)?;
+            for (i, k) in keys.iter().enumerate() {
+                t.insert(i as u64, k.as_slice()).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Records a transaction acknowledged to a client, before the acknowledgement.
+    pub fn add_pending(&self, hash: &[u8; 32], tx: &SignedTx) -> Result<()> {
+        self.writable()?;
+        let w = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = w.open_table(PENDING).map_err(err)?;
+            t.insert(
+                hash.as_slice(),
+                serde_json::to_vec(tx).map_err(err)?.as_slice(),
+            )
+            .map_err(err)?;
+        }
+        w.commit().map_err(err)
+    }
+
+    /// Forgets acknowledged transactions that will never enter a block (their nonce is
+    /// used, or they were replaced).
+    pub fn drop_pending(&self, hashes: &[[u8; 32]]) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let w = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = w.open_table(PENDING).map_err(err)?;
+            for h in hashes {
+                t.remove(h.as_slice()).map_err(err)?;
+            }
+        }
+        w.commit().map_err(err)
+    }
+
+    /// Persists a committed height (once, whichever validator gets here first), and drops
+    /// the pending transactions it includes.
     pub fn put(
         &self,
         block: &CommittedBlock,
         state: &State,
-        receipts: &BTreeMap<String, Receipt>,
+        receipts: &[Receipt],
         rt: &Runtime,
-    ) {
-        let mut written = self.written.lock().expect("store");
+    ) -> Result<()> {
+        let mut written = self.written.lock();
         if block.block.height <= *written {
-            return;
+            return Ok(());
         }
-        let write = || -> Result<(), String> {
-            let tx = self.db.begin_write().map_err(err)?;
-            {
-                let h = block.block.height;
-                tx.open_table(BLOCKS)
-                    .map_err(err)?
-                    .insert(h, serde_json::to_vec(block).map_err(err)?.as_slice())
+        self.writable()?;
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let h = block.block.height;
+            tx.open_table(BLOCKS)
+                .map_err(err)?
+                .insert(h, serde_json::to_vec(block).map_err(err)?.as_slice())
+                .map_err(err)?;
+            tx.open_table(STATES)
+                .map_err(err)?
+                .insert(h, serde_json::to_vec(state).map_err(err)?.as_slice())
+                .map_err(err)?;
+            let mut rt_table = tx.open_table(RECEIPTS).map_err(err)?;
+            for r in receipts {
+                rt_table
+                    .insert(
+                        r.task_id.as_str(),
+                        serde_json::to_vec(r).map_err(err)?.as_slice(),
+                    )
                     .map_err(err)?;
-                tx.open_table(STATES)
-                    .map_err(err)?
-                    .insert(h, serde_json::to_vec(state).map_err(err)?.as_slice())
-                    .map_err(err)?;
-                let mut rt_table = tx.open_table(RECEIPTS).map_err(err)?;
-                for r in receipts.values().filter(|r| r.block_height == h) {
-                    rt_table
-                        .insert(
-                            r.task_id.as_str(),
-                            serde_json::to_vec(r).map_err(err)?.as_slice(),
-                        )
-                        .map_err(err)?;
-                }
-                let mut pk = tx.open_table(PACKAGES).map_err(err)?;
-                for t in &block.block.txs {
-                    if let TxKind::DeployModel { package } = &t.body.kind
-                        && let Ok(p) = rt.load_package(package)
-                    {
-                        pk.insert(p.info.model_id.as_str(), package.as_slice())
-                            .map_err(err)?;
-                    }
+            }
+            let mut pk = tx.open_table(PACKAGES).map_err(err)?;
+            for t in &block.block.txs {
+                if let TxKind::DeployModel { package } = &t.body.kind
+                    && rt.load_package(package).is_ok()
+                {
+                    let hash = crate::crypto::hex(blake3::hash(package).as_bytes());
+                    pk.insert(hash.as_str(), package.as_slice()).map_err(err)?;
                 }
             }
-            tx.commit().map_err(err)
-        };
-        // A devnet without its database keeps running; the failure is visible on restart.
-        if write().is_ok() {
-            *written = block.block.height;
+            let mut pending = tx.open_table(PENDING).map_err(err)?;
+            for t in &block.block.txs {
+                pending.remove(t.hash().as_slice()).map_err(err)?;
+            }
         }
+        tx.commit().map_err(err)?;
+        *written = block.block.height;
+        Ok(())
     }
 
     /// Drops everything above `height` (dev_revert).
-    pub fn truncate(&self, height: u64, _state: &State, receipts: &BTreeMap<String, Receipt>) {
-        let mut written = self.written.lock().expect("store");
-        let run = || -> Result<(), String> {
-            let tx = self.db.begin_write().map_err(err)?;
-            {
-                tx.open_table(BLOCKS)
-                    .map_err(err)?
-                    .retain(|h, _| h <= height)
-                    .map_err(err)?;
-                tx.open_table(STATES)
-                    .map_err(err)?
-                    .retain(|h, _| h <= height)
-                    .map_err(err)?;
-                tx.open_table(RECEIPTS)
-                    .map_err(err)?
-                    .retain(|id, _| receipts.contains_key(id))
-                    .map_err(err)?;
-            }
-            tx.commit().map_err(err)
-        };
-        if run().is_ok() {
-            *written = height;
+    pub fn truncate(&self, height: u64, receipts: &BTreeMap<String, Receipt>) -> Result<()> {
+        let mut written = self.written.lock();
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            tx.open_table(BLOCKS)
+                .map_err(err)?
+                .retain(|h, _| h <= height)
+                .map_err(err)?;
+            tx.open_table(STATES)
+                .map_err(err)?
+                .retain(|h, _| h <= height)
+                .map_err(err)?;
+            tx.open_table(RECEIPTS)
+                .map_err(err)?
+                .retain(|id, _| receipts.contains_key(id))
+                .map_err(err)?;
+            tx.open_table(PENDING)
+                .map_err(err)?
+                .retain(|_, _| false)
+                .map_err(err)?;
         }
+        tx.commit().map_err(err)?;
+        *written = height;
+        Ok(())
     }
 
     /// Everything stored, or `None` for a new database.
-    pub fn load(&self) -> Result<Option<Loaded>, String> {
+    pub fn load(&self) -> Result<Option<Loaded>> {
         let tx = self.db.begin_read().map_err(err)?;
         let states_t = tx.open_table(STATES).map_err(err)?;
         let mut states = Vec::new();
@@ -159,7 +258,7 @@ impl Store {
             let (_, v) = row.map_err(err)?;
             states.push(
                 serde_json::from_slice::<State>(v.value())
-                    .map_err(|e| format!("corrupt state: {e}"))?,
+                    .map_err(|e| StoreError(format!("corrupt state: {e}")))?,
             );
         }
         if states.is_empty() {
@@ -170,7 +269,7 @@ impl Store {
             let (_, v) = row.map_err(err)?;
             blocks.push(
                 serde_json::from_slice::<CommittedBlock>(v.value())
-                    .map_err(|e| format!("corrupt block: {e}"))?,
+                    .map_err(|e| StoreError(format!("corrupt block: {e}")))?,
             );
         }
         let mut receipts = BTreeMap::new();
@@ -179,7 +278,7 @@ impl Store {
             receipts.insert(
                 k.value().to_string(),
                 serde_json::from_slice::<Receipt>(v.value())
-                    .map_err(|e| format!("corrupt receipt: {e}"))?,
+                    .map_err(|e| StoreError(format!("corrupt receipt: {e}")))?,
             );
         }
         let mut packages = Vec::new();
@@ -187,11 +286,20 @@ impl Store {
             let (_, v) = row.map_err(err)?;
             packages.push(v.value().to_vec());
         }
+        let mut pending = Vec::new();
+        for row in tx.open_table(PENDING).map_err(err)?.iter().map_err(err)? {
+            let (_, v) = row.map_err(err)?;
+            pending.push(
+                serde_json::from_slice::<SignedTx>(v.value())
+                    .map_err(|e| StoreError(format!("corrupt pending transaction: {e}")))?,
+            );
+        }
         Ok(Some(Loaded {
             states,
             blocks,
             receipts,
             packages,
+            pending,
         }))
     }
 }

@@ -3,20 +3,22 @@
 //! assigned to it in a worker thread.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ff::PrimeField;
 use halo2_proofs::pasta::Fp;
-use lightchain_aivm::proof::PublicInput;
 
 use crate::chain::exec::{self, ChainParams, Pools, Runtime};
-use crate::chain::state::TaskStatus;
+use crate::chain::state::{ModelRecord, TaskStatus};
 use crate::chain::{
-    Address, Block, CommittedBlock, Receipt, SealedInput, SignedTx, State, TaskInput, TaskResult,
+    Block, Claim, CommittedBlock, Receipt, SealedInput, SignedTx, State, TaskInput, TaskResult,
 };
+use crate::clock::Clock;
 use crate::crypto::{self, AccountKey};
+use crate::lock::Shared;
+use crate::mempool::{Mempool, MempoolLimits, PendingTx};
 use crate::net::{NetMsg, Network};
 use crate::store::Store;
 
@@ -26,12 +28,20 @@ use crate::store::Store;
 pub enum Behavior {
     #[default]
     Honest,
-    /// Claims an output off by one (its proof cannot verify).
+    /// As an executor: claims an output off by one (its proof cannot verify).
     WrongOutput,
-    /// Sends a proof with a flipped byte.
+    /// As an executor: sends a proof with a flipped byte.
     CorruptProof,
-    /// Never answers the tasks assigned to it.
+    /// As an executor: never answers the tasks assigned to it.
     Silent,
+    /// As a proposer: sends one block to half of the validators and another to the rest.
+    EquivocatingProposer,
+    /// Signs a second, conflicting vote next to each vote it casts.
+    DoubleVote,
+    /// As a proposer: proposes blocks whose state root is wrong.
+    InvalidBlock,
+    /// Casts no votes.
+    WithholdVotes,
 }
 
 /// What the API and RPC read: a validator's committed chain.
@@ -42,18 +52,12 @@ pub struct ChainView {
     pub receipts: BTreeMap<String, Receipt>,
     /// The transactions waiting in this validator's mempool.
     pub mempool: Vec<PendingTx>,
+    /// Why this validator stopped, if it did (a storage failure, a block it cannot apply).
+    pub fatal: Option<String>,
 }
 
-/// A mempool transaction as the API sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingTx {
-    /// The transaction hash (a task's id), hex.
-    pub hash: String,
-    pub sender: Address,
-    pub nonce: u64,
-}
-
-/// The keys of one validator.
+/// The keys of one validator: its account and consensus keys are the deterministic dev keys
+/// of its index (like anvil's accounts); its encryption key is random (kept with `--state`).
 pub struct ValidatorKeys {
     pub index: usize,
     pub account: AccountKey,
@@ -62,8 +66,7 @@ pub struct ValidatorKeys {
 }
 
 impl ValidatorKeys {
-    /// Deterministic keys of validator `index`.
-    pub fn dev(index: usize) -> ValidatorKeys {
+    pub fn new(index: usize, encryption: x25519_dalek::StaticSecret) -> ValidatorKeys {
         ValidatorKeys {
             index,
             account: AccountKey::from_secret(crypto::dev_secret("validator account", index)),
@@ -71,18 +74,9 @@ impl ValidatorKeys {
                 "validator consensus",
                 index,
             )),
-            encryption: x25519_dalek::StaticSecret::from(crypto::dev_secret(
-                "validator encryption",
-                index,
-            )),
+            encryption,
         }
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A task an executor must prove.
@@ -90,31 +84,44 @@ pub fn now_ms() -> u64 {
 pub struct Job {
     pub task_id: String,
     pub attempt: u32,
-    pub model_id: String,
+    pub model: ModelRecord,
     pub input: TaskInput,
 }
+
+/// Why a validator stopped: it could not keep its chain (a block it cannot apply, storage
+/// that fails). It stops rather than go on with a chain it does not have.
+#[derive(Clone, Debug)]
+pub struct Fatal(pub String);
 
 /// The application half of a validator.
 pub struct App {
     pub index: usize,
+    pub chain_id: String,
     pub params: ChainParams,
     pub rt: Arc<Runtime>,
+    pub clock: Clock,
     pub state: State,
-    /// State after each committed height (index = height), for dev_revert.
+    /// State after each committed height (index = height), for dev_revert and for the
+    /// validator set of past heights.
     history: Vec<State>,
     pub blocks: Vec<CommittedBlock>,
     pub receipts: BTreeMap<String, Receipt>,
-    pub mempool: Vec<SignedTx>,
+    pub mempool: Mempool,
     pub results: Vec<TaskResult>,
-    pub view: Arc<RwLock<ChainView>>,
+    pub view: Arc<Shared<ChainView>>,
     store: Option<Arc<Store>>,
     jobs: Sender<Job>,
     started: HashSet<(String, u32)>,
     pub mine_requested: bool,
     pub block_time: Option<Duration>,
     pub last_commit: Instant,
-    /// Consensus address -> validator index, to name a certificate's signers.
-    pub signers: BTreeMap<[u8; 20], usize>,
+}
+
+/// What a validator starts from.
+pub struct Restored {
+    pub history: Vec<State>,
+    pub blocks: Vec<CommittedBlock>,
+    pub receipts: BTreeMap<String, Receipt>,
 }
 
 impl App {
@@ -123,25 +130,26 @@ impl App {
         index: usize,
         params: ChainParams,
         rt: Arc<Runtime>,
-        state: State,
-        blocks: Vec<CommittedBlock>,
-        receipts: BTreeMap<String, Receipt>,
-        history: Vec<State>,
-        view: Arc<RwLock<ChainView>>,
+        clock: Clock,
+        restored: Restored,
+        view: Arc<Shared<ChainView>>,
         store: Option<Arc<Store>>,
         jobs: Sender<Job>,
         block_time: Option<Duration>,
-        signers: BTreeMap<[u8; 20], usize>,
+        limits: MempoolLimits,
     ) -> App {
+        let state = restored.history.last().expect("genesis").clone();
         let mut app = App {
             index,
+            chain_id: state.chain_id.clone(),
             params,
             rt,
+            clock,
             state,
-            history,
-            blocks,
-            receipts,
-            mempool: vec![],
+            history: restored.history,
+            blocks: restored.blocks,
+            receipts: restored.receipts,
+            mempool: Mempool::new(limits),
             results: vec![],
             view,
             store,
@@ -150,40 +158,40 @@ impl App {
             mine_requested: false,
             block_time,
             last_commit: Instant::now(),
-            signers,
         };
         app.schedule_jobs();
         app
     }
 
-    fn tasks_past_deadline(&self) -> bool {
-        let now = now_ms();
-        self.state
-            .tasks
-            .values()
-            .any(|t| matches!(t.status, TaskStatus::Pending { since_ms, .. } if since_ms + self.params.task_timeout_ms <= now))
+    /// The state after `height`, if this validator has it.
+    pub fn state_at(&self, height: u64) -> Option<&State> {
+        self.history.get(height as usize)
     }
 
-    /// Whether a block should be produced now.
+    /// Whether a block should be produced now: with a block time, when it has passed; with
+    /// instant mining, when a transaction can apply, a result waits or a task is overdue (a
+    /// transaction stuck behind a nonce gap is not work).
     pub fn has_work(&self) -> bool {
         match self.block_time {
             Some(bt) => self.last_commit.elapsed() >= bt,
             None => {
                 self.mine_requested
-                    || !self.mempool.is_empty()
+                    || self.mempool.has_ready(&self.state)
                     || !self.results.is_empty()
-                    || self.tasks_past_deadline()
+                    || exec::overdue(&self.state, self.clock.now_ms())
+                        .next()
+                        .is_some()
             }
         }
     }
 
     pub fn on_tx(&mut self, tx: SignedTx) {
-        let h = tx.hash();
-        if self.mempool.iter().any(|t| t.hash() == h) {
+        let now = self.clock.now_ms();
+        if exec::precheck(&self.rt, &self.params, &self.state, &tx, now).is_err() {
             return;
         }
-        if exec::precheck(&self.rt, &self.params, &self.state, &tx).is_ok() {
-            self.mempool.push(tx);
+        let next = self.state.account(&tx.body.sender()).nonce;
+        if self.mempool.insert(tx, next, Instant::now()).is_ok() {
             self.publish_mempool();
         }
     }
@@ -198,72 +206,88 @@ impl App {
         }
     }
 
+    /// Periodic housekeeping: drops mempool transactions that can never apply.
+    pub fn tick(&mut self) {
+        if self.mempool.prune(&self.state, Instant::now()) > 0 {
+            self.publish_mempool();
+        }
+    }
+
     /// Builds this validator's proposal for the next height.
     pub fn build(&mut self) -> Block {
+        let txs = self.mempool.ready(&self.state);
         let (block, dropped) = exec::build(
             &self.rt,
             &self.params,
             &self.state,
             Pools {
-                txs: &self.mempool,
+                txs: &txs,
                 results: &self.results,
             },
             self.index,
-            now_ms(),
+            self.clock.now_ms(),
         );
-        self.mempool.retain(|t| !dropped.contains(&t.hash()));
+        self.mempool.remove(&dropped);
         block
     }
 
     /// Checks a proposed block (contents, proofs, state root).
     pub fn validate(&self, block: &Block) -> Result<(), String> {
-        exec::validate(&self.rt, &self.params, &self.state, block, now_ms())
+        exec::validate(
+            &self.rt,
+            &self.params,
+            &self.state,
+            block,
+            self.clock.now_ms(),
+        )
     }
 
-    /// Applies a committed block.
-    pub fn commit(&mut self, block: &Block, hash: [u8; 32], round: u32, signers: Vec<usize>) {
+    /// Applies a committed block. A block with a commit certificate is final: if this
+    /// validator cannot apply or store it, it must stop rather than go on without it.
+    pub fn commit(&mut self, committed: CommittedBlock) -> Result<(), Fatal> {
+        let block = &committed.block;
         if block.height != self.state.height + 1 {
-            return;
+            return Ok(());
         }
         let mut next = self.state.clone();
-        let applied = match exec::apply(&self.rt, &self.params, &mut next, block) {
-            Ok(a) => a,
-            Err(e) => {
-                // A block with a commit certificate is final; a failure here means this
-                // validator's caches disagree with the others', which must not happen.
-                panic!(
-                    "validator {} cannot apply committed block {}: {e}",
-                    self.index, block.height
-                );
-            }
-        };
-        next.last_hash = hash;
-        self.state = next;
-        self.history.push(self.state.clone());
+        let applied = exec::apply(&self.rt, &self.params, &mut next, block).map_err(|e| {
+            Fatal(format!(
+                "validator {} cannot apply committed block {}: {e}",
+                self.index, block.height
+            ))
+        })?;
+        next.last_hash = committed.hash;
+        let mut receipts = Vec::new();
         for mut r in applied.receipts {
-            r.block_hash = hash;
-            r.verified_by = signers
+            r.block_hash = committed.hash;
+            r.verified_by = committed
+                .signers
                 .iter()
                 .copied()
                 .filter(|&v| v != r.executor)
                 .collect();
+            receipts.push(r);
+        }
+        if let Some(store) = &self.store {
+            store
+                .put(&committed, &next, &receipts, &self.rt)
+                .map_err(|e| {
+                    Fatal(format!(
+                        "validator {} cannot store block {}: {e}",
+                        self.index, block.height
+                    ))
+                })?;
+        }
+        self.state = next;
+        self.history.push(self.state.clone());
+        for r in receipts {
             self.receipts.insert(r.task_id.clone(), r);
         }
-        let committed = CommittedBlock {
-            hash,
-            block: block.clone(),
-            round,
-            signers,
-        };
-        if let Some(store) = &self.store {
-            store.put(&committed, &self.state, &self.receipts, &self.rt);
-        }
+        let included: Vec<[u8; 32]> = block.txs.iter().map(|t| t.hash()).collect();
         self.blocks.push(committed);
-        let included: HashSet<[u8; 32]> = block.txs.iter().map(|t| t.hash()).collect();
+        self.mempool.remove(&included);
+        self.mempool.prune(&self.state, Instant::now());
         let state = &self.state;
-        self.mempool.retain(|t| {
-            !included.contains(&t.hash()) && t.body.nonce >= state.account(&t.body.sender()).nonce
-        });
         self.results.retain(|r| {
             matches!(state.tasks.get(&r.task_id).map(|t| &t.status),
                 Some(TaskStatus::Pending { attempt, executor, .. }) if *attempt == r.attempt && *executor == r.executor)
@@ -272,6 +296,7 @@ impl App {
         self.last_commit = Instant::now();
         self.schedule_jobs();
         self.publish_view();
+        Ok(())
     }
 
     /// Queues the tasks assigned to this validator that it has not started.
@@ -281,12 +306,13 @@ impl App {
                 attempt, executor, ..
             } = t.status
                 && executor == self.index
+                && let Some(model) = self.state.models.get(&t.model_id)
                 && self.started.insert((t.id.clone(), attempt))
             {
                 let _ = self.jobs.send(Job {
                     task_id: t.id.clone(),
                     attempt,
-                    model_id: t.model_id.clone(),
+                    model: model.clone(),
                     input: t.input.clone(),
                 });
             }
@@ -294,7 +320,7 @@ impl App {
     }
 
     pub fn publish_view(&self) {
-        let mut v = self.view.write().expect("view");
+        let mut v = self.view.write();
         v.state = self.state.clone();
         let seen = v.blocks.len();
         if seen < self.blocks.len() {
@@ -313,30 +339,28 @@ impl App {
             v.blocks = self.blocks.clone();
             v.receipts = self.receipts.clone();
         }
-        v.mempool = self.pending();
-    }
-
-    fn pending(&self) -> Vec<PendingTx> {
-        self.mempool
-            .iter()
-            .map(|t| PendingTx {
-                hash: crypto::hex(&t.hash()),
-                sender: t.body.sender(),
-                nonce: t.body.nonce,
-            })
-            .collect()
+        v.mempool = self.mempool.pending();
     }
 
     /// Publishes the mempool alone (a new transaction changes nothing else).
     fn publish_mempool(&self) {
-        let pending = self.pending();
-        self.view.write().expect("view").mempool = pending;
+        let pending = self.mempool.pending();
+        self.view.write().mempool = pending;
+    }
+
+    /// Forgets what a restart loses: the mempool, the results, the jobs started.
+    pub fn restart(&mut self) {
+        self.mempool.clear();
+        self.results.clear();
+        self.started.clear();
+        self.schedule_jobs();
+        self.publish_view();
     }
 
     /// Rolls the chain back to `height` (dev_revert).
-    pub fn revert(&mut self, height: u64) {
+    pub fn revert(&mut self, height: u64) -> Result<(), Fatal> {
         if height >= self.state.height {
-            return;
+            return Ok(());
         }
         self.state = self.history[height as usize].clone();
         self.history.truncate(height as usize + 1);
@@ -348,35 +372,36 @@ impl App {
                 Some(TaskStatus::Completed { .. })
             )
         });
-        self.mempool.clear();
-        self.results.clear();
-        self.started.clear();
         if let Some(store) = &self.store {
-            store.truncate(height, &self.state, &self.receipts);
+            store
+                .truncate(height, &self.receipts)
+                .map_err(|e| Fatal(format!("cannot roll the store back: {e}")))?;
         }
-        self.schedule_jobs();
-        let mut v = self.view.write().expect("view");
+        self.restart();
+        let mut v = self.view.write();
         v.blocks = self.blocks.clone();
         v.receipts = self.receipts.clone();
         drop(v);
         self.publish_view();
+        Ok(())
     }
 }
 
 /// The executor of one validator: proves its jobs and gossips the results.
 pub fn run_executor(
     keys: Arc<ValidatorKeys>,
+    chain_id: String,
     rt: Arc<Runtime>,
     net: Network,
-    behavior: Arc<RwLock<Behavior>>,
+    behavior: Arc<Shared<Behavior>>,
     jobs: Receiver<Job>,
 ) {
     while let Ok(job) = jobs.recv() {
-        let b = *behavior.read().expect("behavior");
+        let b = *behavior.read();
         if b == Behavior::Silent {
             continue;
         }
-        match prove(&keys, &rt, &job, b) {
+        match execute(&keys, &chain_id, &rt, &job, b) {
             Ok(result) => net.broadcast_all(keys.index, NetMsg::Result(result)),
             // An executor that cannot prove stays silent; the task is reassigned at its deadline.
             Err(_) => continue,
@@ -384,30 +409,73 @@ pub fn run_executor(
     }
 }
 
-fn prove(keys: &ValidatorKeys, rt: &Runtime, job: &Job, b: Behavior) -> Result<TaskResult, String> {
-    let pkg = rt.package(&job.model_id).ok_or("model not loaded")?;
-    let prover = rt.prover(&job.model_id)?;
+/// What an executor makes of an encrypted input: the input and its salt, or the reason the
+/// submitter is at fault with the secret that lets the chain check it.
+enum Opened {
+    Input(Vec<Vec<i64>>, Fp),
+    Fault([u8; 32]),
+}
+
+/// Opens an encrypted input with this validator's key and checks it against its commitment
+/// before anything is proven: a submitter who committed to something else is caught here,
+/// not blamed on the executor. A key that does not open at all cannot be shown to be the
+/// submitter's doing, so then the executor stays silent (and is not penalised for it).
+fn open_input(
+    keys: &ValidatorKeys,
+    pkg: &lightchain_packager::Package,
+    commitment: &[u8; 32],
+    ciphertext: &[u8],
+    wrapped: &[crypto::WrappedKey],
+) -> Result<Opened, String> {
+    let Some(mine) = wrapped.iter().find(|k| k.validator == keys.index) else {
+        return Ok(Opened::Fault([0; 32]));
+    };
+    let shared = crypto::shared_secret(mine, &keys.encryption);
+    let content = crypto::unwrap(mine, &shared).ok_or("the input's key does not open")?;
+    let fault = Ok(Opened::Fault(shared));
+    let Some(plain) = crypto::decrypt(ciphertext, &content, commitment) else {
+        return fault;
+    };
+    let Ok(sealed) = serde_json::from_slice::<SealedInput>(&plain) else {
+        return fault;
+    };
+    let Ok(q) = exec::public_inputs(pkg, &sealed.inputs) else {
+        return fault;
+    };
+    let Some(salt) = Option::<Fp>::from(Fp::from_repr(sealed.salt)) else {
+        return fault;
+    };
+    if lightchain_aivm::circuit::input_commitment(&pkg.program, &q, salt).to_repr() != *commitment {
+        return fault;
+    }
+    Ok(Opened::Input(q, salt))
+}
+
+fn execute(
+    keys: &ValidatorKeys,
+    chain_id: &str,
+    rt: &Runtime,
+    job: &Job,
+    b: Behavior,
+) -> Result<TaskResult, String> {
+    let pkg = rt.package(&job.model).ok_or("model not loaded")?;
     let (inputs, salt) = match &job.input {
         TaskInput::Public { inputs } => (exec::public_inputs(&pkg, inputs)?, None),
         TaskInput::Encrypted {
+            commitment,
             ciphertext,
             keys: wrapped,
-            ..
-        } => {
-            let mine = wrapped
-                .iter()
-                .find(|k| k.validator == keys.index)
-                .ok_or("the input is not encrypted to this validator")?;
-            let plain = crypto::open(ciphertext, mine, &keys.encryption)
-                .ok_or("cannot decrypt the input")?;
-            let sealed: SealedInput = serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
-            let salt = Option::<Fp>::from(Fp::from_repr(sealed.salt)).ok_or("invalid salt")?;
-            (exec::public_inputs(&pkg, &sealed.inputs)?, Some(salt))
-        }
+        } => match open_input(keys, &pkg, commitment, ciphertext, wrapped)? {
+            Opened::Input(q, salt) => (q, Some(salt)),
+            Opened::Fault(shared) => {
+                return Ok(sign(keys, chain_id, job, Claim::SubmitterFault { shared }));
+            }
+        },
     };
     let nonce: [u8; 32] = crypto::unhex(&job.task_id)
         .and_then(|n| n.try_into().ok())
         .ok_or("bad task id")?;
+    let prover = rt.prover(&job.model)?;
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let mut proof = prover
         .prove_with_salt(&inputs, nonce, salt, &mut rng)
@@ -420,21 +488,26 @@ fn prove(keys: &ValidatorKeys, rt: &Runtime, job: &Job, b: Behavior) -> Result<T
         }
         _ => {}
     }
-    debug_assert!(!matches!(proof.input, PublicInput::Values(_)) || salt.is_none());
-    let bytes = proof.to_bytes();
-    let sig = keys.account.sign(&TaskResult::sign_bytes(
+    let claim = Claim::Proof {
+        outputs: proof.outputs.clone(),
+        proof: proof.to_bytes(),
+    };
+    Ok(sign(keys, chain_id, job, claim))
+}
+
+fn sign(keys: &ValidatorKeys, chain_id: &str, job: &Job, claim: Claim) -> TaskResult {
+    let signature = keys.account.sign(&TaskResult::sign_bytes(
+        chain_id,
         &job.task_id,
         job.attempt,
         keys.index,
-        &proof.outputs,
-        &bytes,
+        &claim,
     ));
-    Ok(TaskResult {
+    TaskResult {
         task_id: job.task_id.clone(),
         attempt: job.attempt,
         executor: keys.index,
-        outputs: proof.outputs,
-        proof: bytes,
-        signature: sig,
-    })
+        claim,
+        signature,
+    }
 }

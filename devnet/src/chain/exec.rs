@@ -1,20 +1,29 @@
-//! Building, checking and applying blocks. Every validator runs the same deterministic
-//! [`apply`]; a proposed block is valid only if applying it succeeds and gives the state root it
-//! claims. Applying a task result verifies its proof; applying evidence checks that the proof
-//! really fails.
+//! The state transition: how a block is built, checked and applied. Every validator runs the
+//! same deterministic [`apply`]; a proposed block is valid only if applying it succeeds and
+//! gives the state root it claims. Applying a task result verifies its proof (or its claim that
+//! the submitter lied); applying evidence checks that the result really is wrong.
+//!
+//! What the transition needs beyond the state (loaded packages, keys, verified proofs) comes
+//! from [`Runtime`], whose caches hold pure functions of their keys (a package's bytes, a
+//! model's program), so caching never changes what a block means.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use ff::PrimeField;
+use halo2_proofs::pasta::Fp;
 use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::{Keys, ParamsCache, Proof, PublicInput};
 use lightchain_aivm::{Program, gas};
 use lightchain_packager::Package;
 
 use super::state::{Account, EvidenceRecord, ModelRecord, State, Task, TaskStatus};
-use super::{Address, Block, Evidence, Receipt, SignedTx, TaskInput, TaskResult, TxKind};
+use super::{
+    Address, Block, Claim, Evidence, Receipt, SealedInput, SignedTx, TaskInput, TaskResult, TxKind,
+};
 use crate::crypto;
+use crate::lock::Lock;
 
 /// Chain parameters that every validator shares.
 #[derive(Clone, Debug)]
@@ -23,10 +32,20 @@ pub struct ChainParams {
     pub base_gas: u64,
     /// Gas per byte of a deployed package.
     pub deploy_gas_per_byte: u64,
-    /// How long an executor has for a task before it is reassigned.
-    pub task_timeout_ms: u64,
-    /// Stake taken from an executor per offence.
-    pub slash: u128,
+    /// A fixed time an executor has for a task (`--task-timeout`); by default the time scales
+    /// with the model's gas ([`ChainParams::task_timeout`]).
+    pub task_timeout_ms: Option<u64>,
+    /// The fixed part of a task's time: loading the package, deriving keys, parameters.
+    pub timeout_base_ms: u64,
+    /// Time per million gas: gas is calibrated to about 1 µs of proving per unit, so 10 s
+    /// per million leaves a tenfold margin for key derivation and a loaded machine.
+    pub timeout_ms_per_mgas: u64,
+    /// Share of an executor's stake taken per offence, in basis points.
+    pub slash_bps: u32,
+    /// Blocks a penalised executor stays jailed before it may unjail.
+    pub jail_blocks: u64,
+    /// Stake per unit of voting power.
+    pub power_unit: u128,
     /// Largest accepted clock skew of a block timestamp.
     pub max_skew_ms: u64,
 }
@@ -36,11 +55,47 @@ impl Default for ChainParams {
         ChainParams {
             base_gas: 21_000,
             deploy_gas_per_byte: 16,
-            task_timeout_ms: 60_000,
-            slash: 1_000_000_000,
+            task_timeout_ms: None,
+            timeout_base_ms: 30_000,
+            timeout_ms_per_mgas: 10_000,
+            slash_bps: 1_000,
+            jail_blocks: 20,
+            power_unit: 10u128.pow(18),
             max_skew_ms: 5_000,
         }
     }
+}
+
+impl ChainParams {
+    /// How long an executor has for one task of a model with `gas` gas.
+    pub fn task_timeout(&self, gas: u64) -> u64 {
+        self.task_timeout_ms.unwrap_or_else(|| {
+            self.timeout_base_ms + gas.saturating_mul(self.timeout_ms_per_mgas) / 1_000_000
+        })
+    }
+
+    /// A validator's voting power: its stake in units of [`ChainParams::power_unit`] (at
+    /// least 1 while it has stake, so a slashed validator keeps a voice proportional to it).
+    pub fn voting_power(&self, stake: u128) -> u64 {
+        if stake == 0 {
+            0
+        } else {
+            (stake / self.power_unit).clamp(1, u64::MAX as u128) as u64
+        }
+    }
+}
+
+/// The id of a deployed model: its program and its input visibility, so that the same
+/// program deployed with public and with hashed inputs are two models.
+pub fn deployment_id(program_id: &str, visibility: Visibility) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"lightchain-devnet model v1\n");
+    h.update(program_id.as_bytes());
+    h.update(match visibility {
+        Visibility::Public => b"/public",
+        Visibility::Hashed => b"/hashed",
+    });
+    crypto::hex(h.finalize().as_bytes())
 }
 
 /// Why a task result is not accepted.
@@ -49,8 +104,8 @@ pub enum ResultError {
     /// The task does not wait for this result now (already completed, another attempt or
     /// executor, unknown task, a signature that is not the executor's): nobody's offence.
     Stale(String),
-    /// The result itself is wrong (its proof fails or does not match the task): evidence
-    /// against its executor.
+    /// The result itself is wrong (its proof fails or does not match the task, or it blames
+    /// a submitter who did not lie): evidence against its executor.
     Invalid(String),
     /// This validator could not check it (keys, parameters): neither accepted nor evidence.
     Local(String),
@@ -65,21 +120,26 @@ impl std::fmt::Display for ResultError {
     }
 }
 
+/// What an accepted result does to its task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// The proof verifies: the task completes.
+    Proven,
+    /// The submitter's input does not match its commitment: the task fails, its fee burned.
+    SubmitterFault(String),
+}
+
 /// A package load's outcome, cached by the package's hash.
 type LoadOutcome = Result<Arc<Package>, String>;
 
-/// Per-validator caches: loaded packages, keys and verification outcomes. Everything here is a
-/// pure function of its key, so caching never changes what a block means.
+/// Per-validator caches: loaded packages (by content hash), keys (by deployed model), gas
+/// (by package) and proof checks (by result hash).
 pub struct Runtime {
     pub params: ParamsCache,
-    packages: Mutex<HashMap<[u8; 32], LoadOutcome>>,
-    by_model: Mutex<HashMap<String, Arc<Package>>>,
-    verifiers: Mutex<HashMap<String, Arc<Keys>>>,
-    provers: Mutex<HashMap<String, Arc<Keys>>>,
-    /// Gas of one task of each loaded model (metering lays the circuit out: done once).
-    gas: Mutex<HashMap<String, gas::GasReport>>,
-    /// Outcomes of proof checks (never of state checks), by result hash.
-    checked: Mutex<HashMap<[u8; 32], Result<(), ResultError>>>,
+    packages: Lock<HashMap<[u8; 32], LoadOutcome>>,
+    keys: Lock<HashMap<(String, bool), Arc<Keys>>>,
+    gas: Lock<HashMap<[u8; 32], gas::GasReport>>,
+    checked: Lock<HashMap<[u8; 32], Result<Accepted, ResultError>>>,
 }
 
 impl Runtime {
@@ -87,93 +147,79 @@ impl Runtime {
         Runtime {
             params,
             packages: Default::default(),
-            by_model: Default::default(),
-            verifiers: Default::default(),
-            provers: Default::default(),
+            keys: Default::default(),
             gas: Default::default(),
             checked: Default::default(),
         }
     }
 
-    /// Loads (guards, lowers and checks) a package. A panic while loading an untrusted file is
-    /// caught and reported as an invalid package rather than taking the validator down.
+    /// Loads (guards, lowers and checks) a package, once per content. A panic while loading
+    /// an untrusted file is caught and reported as an invalid package rather than taking the
+    /// validator down.
     pub fn load_package(&self, bytes: &[u8]) -> Result<Arc<Package>, String> {
         let key = *blake3::hash(bytes).as_bytes();
-        if let Some(r) = self.packages.lock().expect("cache").get(&key) {
+        if let Some(r) = self.packages.lock().get(&key) {
             return r.clone();
         }
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| lightchain_packager::load(bytes)))
             .map_err(|_| "the package could not be loaded (the loader panicked)".to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map(Arc::new);
-        if let Ok(p) = &r {
-            self.by_model
-                .lock()
-                .expect("cache")
-                .insert(p.info.model_id.clone(), p.clone());
-        }
-        self.packages.lock().expect("cache").insert(key, r.clone());
+        self.packages.lock().insert(key, r.clone());
         r
+    }
+
+    /// A deployed model's package (loaded when its deployment was checked or restored).
+    pub fn package(&self, m: &ModelRecord) -> Option<Arc<Package>> {
+        self.packages
+            .lock()
+            .get(&m.package_hash)
+            .and_then(|r| r.clone().ok())
     }
 
     /// The gas of one task of a package's model, metered from its program (a package's own
     /// gas table is not trusted).
-    pub fn gas(&self, pkg: &Package) -> gas::GasReport {
-        let id = &pkg.info.model_id;
-        if let Some(g) = self.gas.lock().expect("cache").get(id) {
+    pub fn gas(&self, pkg: &Package, package_hash: [u8; 32]) -> gas::GasReport {
+        if let Some(g) = self.gas.lock().get(&package_hash) {
             return g.clone();
         }
         let g = gas::meter(&pkg.program, pkg.info.input_visibility);
-        self.gas
-            .lock()
-            .expect("cache")
-            .insert(id.clone(), g.clone());
+        self.gas.lock().insert(package_hash, g.clone());
         g
     }
 
-    /// A deployed model's package (loaded when its deployment was applied).
-    pub fn package(&self, model_id: &str) -> Option<Arc<Package>> {
-        self.by_model.lock().expect("cache").get(model_id).cloned()
-    }
-
-    fn keys(&self, model_id: &str, proving: bool) -> Result<Arc<Keys>, String> {
-        let cache = if proving {
-            &self.provers
-        } else {
-            &self.verifiers
-        };
-        if let Some(k) = cache.lock().expect("cache").get(model_id) {
+    fn keys(&self, m: &ModelRecord, proving: bool) -> Result<Arc<Keys>, String> {
+        if let Some(k) = self.keys.lock().get(&(m.model_id.clone(), proving)) {
             return Ok(k.clone());
         }
         // An executor's proving keys hold the verifying key too: no second derivation.
-        if !proving && let Some(k) = self.provers.lock().expect("cache").get(model_id) {
+        if !proving && let Some(k) = self.keys.lock().get(&(m.model_id.clone(), true)) {
             return Ok(k.clone());
         }
         let pkg = self
-            .package(model_id)
-            .ok_or_else(|| format!("model {model_id} is not deployed"))?;
+            .package(m)
+            .ok_or_else(|| format!("the package of model {} is not loaded", m.model_id))?;
         let k = Arc::new(pkg.keys(&self.params, proving).map_err(|e| e.to_string())?);
-        cache
+        self.keys
             .lock()
-            .expect("cache")
-            .insert(model_id.to_string(), k.clone());
+            .insert((m.model_id.clone(), proving), k.clone());
         Ok(k)
     }
 
     /// Keys with a proving key (executors).
-    pub fn prover(&self, model_id: &str) -> Result<Arc<Keys>, String> {
-        self.keys(model_id, true)
+    pub fn prover(&self, m: &ModelRecord) -> Result<Arc<Keys>, String> {
+        self.keys(m, true)
     }
 
     /// Verifying keys, derived from the program alone.
-    pub fn verifier(&self, model_id: &str) -> Result<Arc<Keys>, String> {
-        self.keys(model_id, false)
+    pub fn verifier(&self, m: &ModelRecord) -> Result<Arc<Keys>, String> {
+        self.keys(m, false)
     }
 
     /// Checks a task result against the task: that the task waits for it from this executor
-    /// and is signed by it (against `state`, every time), then its public inputs and proof
-    /// (cached by the result's hash: that part depends on the result and the task alone).
-    pub fn check_result(&self, state: &State, r: &TaskResult) -> Result<(), ResultError> {
+    /// and is signed by it (against `state`, every time), then its claim (cached by the
+    /// result's hash: that part depends on the result and the task alone).
+    pub fn check_result(&self, state: &State, r: &TaskResult) -> Result<Accepted, ResultError> {
         let stale = |e: &str| ResultError::Stale(e.to_string());
         let task = state
             .tasks
@@ -189,40 +235,58 @@ impl Runtime {
             .validators
             .get(r.executor)
             .ok_or_else(|| stale("unknown executor"))?;
-        let msg = TaskResult::sign_bytes(&r.task_id, r.attempt, r.executor, &r.outputs, &r.proof);
+        let msg =
+            TaskResult::sign_bytes(&state.chain_id, &r.task_id, r.attempt, r.executor, &r.claim);
         if !crypto::verify(&v.account_key, &msg, &r.signature) {
             return Err(stale("the executor's signature is invalid"));
         }
+        let model = state
+            .models
+            .get(&task.model_id)
+            .ok_or_else(|| ResultError::Local("the model is not deployed".into()))?;
         let key = r.hash();
-        if let Some(c) = self.checked.lock().expect("cache").get(&key) {
+        if let Some(c) = self.checked.lock().get(&key) {
             return c.clone();
         }
-        let out = self.check_proof(task, r);
+        let out = match &r.claim {
+            Claim::Proof { outputs, proof } => self
+                .check_proof(task, model, outputs, proof)
+                .map(|()| Accepted::Proven),
+            Claim::SubmitterFault { shared } => self
+                .check_fault(task, model, v.index, shared)
+                .map(Accepted::SubmitterFault),
+        };
         if !matches!(out, Err(ResultError::Local(_))) {
-            self.checked.lock().expect("cache").insert(key, out.clone());
+            self.checked.lock().insert(key, out.clone());
         }
         out
     }
 
-    /// The result's proof against its task: model, nonce, outputs, inputs, then verification.
-    fn check_proof(&self, task: &Task, r: &TaskResult) -> Result<(), ResultError> {
+    /// A proof against its task: model, nonce, outputs, inputs, then verification.
+    fn check_proof(
+        &self,
+        task: &Task,
+        model: &ModelRecord,
+        outputs: &[Vec<i64>],
+        proof: &[u8],
+    ) -> Result<(), ResultError> {
         let invalid = |e: &str| ResultError::Invalid(e.to_string());
-        let local = |e: String| ResultError::Local(e);
-        let proof = Proof::from_bytes(&r.proof).map_err(|e| invalid(&e.to_string()))?;
-        if proof.model_id.to_string() != task.model_id {
+        let local = ResultError::Local;
+        let proof = Proof::from_bytes(proof).map_err(|e| invalid(&e.to_string()))?;
+        if proof.model_id.to_string() != model.program_id {
             return Err(invalid("the proof is for another model"));
         }
         if crypto::hex(&proof.nonce) != task.id {
             return Err(invalid("the proof is bound to another task"));
         }
-        if proof.outputs != r.outputs {
+        if proof.outputs != outputs {
             return Err(invalid(
                 "the outputs differ from the proof's public outputs",
             ));
         }
         let pkg = self
-            .package(&task.model_id)
-            .ok_or_else(|| local("the model is not deployed".into()))?;
+            .package(model)
+            .ok_or_else(|| local("the model's package is not loaded".into()))?;
         match (&task.input, &proof.input) {
             (TaskInput::Public { inputs }, PublicInput::Values(v)) => {
                 // The task's inputs were checked when it was submitted.
@@ -242,8 +306,57 @@ impl Runtime {
                 ));
             }
         }
-        let keys = self.verifier(&task.model_id).map_err(local)?;
+        let keys = self.verifier(model).map_err(local)?;
         keys.verify(&proof).map_err(|e| invalid(&e.to_string()))
+    }
+
+    /// An executor's claim that the submitter's encrypted input does not match its
+    /// commitment, checked with the secret the executor revealed for its own wrapped key:
+    /// the claim stands (with the reason) when the input does not open, is not a valid input
+    /// or commits to something else; it is false (evidence) when the secret does not open
+    /// the executor's key or the input matches.
+    fn check_fault(
+        &self,
+        task: &Task,
+        model: &ModelRecord,
+        executor: usize,
+        shared: &[u8; 32],
+    ) -> Result<String, ResultError> {
+        let invalid = |e: &str| ResultError::Invalid(e.to_string());
+        let TaskInput::Encrypted {
+            commitment,
+            ciphertext,
+            keys,
+        } = &task.input
+        else {
+            return Err(invalid("the task's input is public"));
+        };
+        let Some(wrapped) = keys.iter().find(|k| k.validator == executor) else {
+            return Ok("the input has no key for its executor".into());
+        };
+        let content = crypto::unwrap(wrapped, shared)
+            .ok_or_else(|| invalid("the revealed secret does not open the executor's key"))?;
+        let Some(plain) = crypto::decrypt(ciphertext, &content, commitment) else {
+            return Ok("the input does not decrypt with its commitment".into());
+        };
+        let Ok(sealed) = serde_json::from_slice::<SealedInput>(&plain) else {
+            return Ok("the decrypted input is not an input".into());
+        };
+        let pkg = self
+            .package(model)
+            .ok_or_else(|| ResultError::Local("the model's package is not loaded".into()))?;
+        let q = match public_inputs(&pkg, &sealed.inputs) {
+            Ok(q) => q,
+            Err(e) => return Ok(format!("the decrypted input is invalid: {e}")),
+        };
+        let Some(salt) = Option::<Fp>::from(Fp::from_repr(sealed.salt)) else {
+            return Ok("the decrypted salt is not a field element".into());
+        };
+        let c = lightchain_aivm::circuit::input_commitment(&pkg.program, &q, salt);
+        if c.to_repr() == *commitment {
+            return Err(invalid("the input matches its commitment"));
+        }
+        Ok("the input does not match its commitment".into())
     }
 }
 
@@ -261,10 +374,15 @@ pub fn public_inputs(pkg: &Package, inputs: &serde_json::Value) -> Result<Vec<Ve
     Ok(q)
 }
 
-/// The executor of a task's attempt: a deterministic pick among the validators that have not
-/// failed it.
-pub fn assign(task_id: &str, attempt: u32, n: usize, failed: &[usize]) -> Option<usize> {
-    let candidates: Vec<usize> = (0..n).filter(|i| !failed.contains(i)).collect();
+/// The executor of a task's attempt: a deterministic pick among the validators that are not
+/// jailed and have not failed it.
+pub fn assign(state: &State, task_id: &str, attempt: u32, failed: &[usize]) -> Option<usize> {
+    let candidates: Vec<usize> = state
+        .validators
+        .iter()
+        .filter(|v| v.jailed_until.is_none() && v.stake > 0 && !failed.contains(&v.index))
+        .map(|v| v.index)
+        .collect();
     if candidates.is_empty() {
         return None;
     }
@@ -298,8 +416,14 @@ pub struct Applied {
 
 /// Checks a transaction against the state before it enters the mempool: signature, nonce
 /// (not in the past), gas limit against the quote, and balance.
-pub fn precheck(rt: &Runtime, p: &ChainParams, state: &State, tx: &SignedTx) -> Result<(), String> {
-    if !tx.signature_ok() {
+pub fn precheck(
+    rt: &Runtime,
+    p: &ChainParams,
+    state: &State,
+    tx: &SignedTx,
+    now_ms: u64,
+) -> Result<(), String> {
+    if !tx.signature_ok(&state.chain_id) {
         return Err("invalid signature".into());
     }
     let acct = state.account(&tx.body.sender());
@@ -317,19 +441,32 @@ pub fn precheck(rt: &Runtime, p: &ChainParams, state: &State, tx: &SignedTx) -> 
             ..acct
         },
     );
-    apply_tx(rt, p, &mut scratch, tx, state.height + 1, 0).map(|_| ())
+    let at = Moment {
+        height: state.height + 1,
+        now_ms,
+        proposer: 0,
+    };
+    apply_tx(rt, p, &mut scratch, tx, at).map(|_| ())
 }
 
-/// Applies one transaction. `proposer` receives the base fees.
+/// Where a transaction is applied: the block's height, its time and its proposer (who
+/// receives the base fees).
+#[derive(Clone, Copy, Debug)]
+pub struct Moment {
+    pub height: u64,
+    pub now_ms: u64,
+    pub proposer: usize,
+}
+
+/// Applies one transaction.
 pub fn apply_tx(
     rt: &Runtime,
     p: &ChainParams,
     state: &mut State,
     tx: &SignedTx,
-    height: u64,
-    proposer: usize,
+    at: Moment,
 ) -> Result<(), String> {
-    if !tx.signature_ok() {
+    if !tx.signature_ok(&state.chain_id) {
         return Err("invalid signature".into());
     }
     let from = tx.body.sender();
@@ -342,7 +479,7 @@ pub fn apply_tx(
     }
     let proposer_account = state
         .validators
-        .get(proposer)
+        .get(at.proposer)
         .map(|v| v.account)
         .ok_or("unknown proposer")?;
     let price = tx.body.gas_price as u128;
@@ -358,26 +495,32 @@ pub fn apply_tx(
         }
         TxKind::DeployModel { package } => {
             let pkg = rt.load_package(package)?;
-            let id = pkg.info.model_id.clone();
+            let vis = pkg.info.input_visibility;
+            let id = deployment_id(&pkg.info.model_id, vis);
             if state.models.contains_key(&id) {
-                return Err(format!("model {id} is already deployed"));
+                return Err(format!(
+                    "model {id} ({} with {vis} inputs) is already deployed",
+                    pkg.info.model_id
+                ));
             }
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
             debit(state, &from, fee)?;
             credit(state, &proposer_account, fee);
-            let g = rt.gas(&pkg);
+            let hash = *blake3::hash(package).as_bytes();
+            let g = rt.gas(&pkg, hash);
             state.models.insert(
                 id.clone(),
                 ModelRecord {
                     model_id: id,
+                    program_id: pkg.info.model_id.clone(),
                     name: pkg.info.name.clone(),
                     version: pkg.info.version.clone(),
                     deployer: from,
-                    height,
-                    input_visibility: pkg.info.input_visibility,
+                    height: at.height,
+                    input_visibility: vis,
                     k: g.k,
                     gas: g.total,
-                    package_hash: *blake3::hash(package).as_bytes(),
+                    package_hash: hash,
                     package_bytes: package.len() as u64,
                 },
             );
@@ -401,7 +544,7 @@ pub fn apply_tx(
             match (input, model.input_visibility) {
                 (TaskInput::Public { inputs }, Visibility::Public) => {
                     let pkg = rt
-                        .package(model_id)
+                        .package(&model)
                         .ok_or("the model's package is not loaded")?;
                     public_inputs(&pkg, inputs)?;
                 }
@@ -423,8 +566,7 @@ pub fn apply_tx(
             let fee = model.gas as u128 * price;
             debit(state, &from, fee)?;
             let id = crypto::hex(&tx.hash());
-            let n = state.validators.len();
-            let executor = assign(&id, 0, n, &[]).ok_or("no validators")?;
+            let executor = assign(state, &id, 0, &[]).ok_or("no validator can execute tasks")?;
             state.tasks.insert(
                 id.clone(),
                 Task {
@@ -435,15 +577,38 @@ pub fn apply_tx(
                     gas_price: tx.body.gas_price,
                     fee,
                     input: input.clone(),
-                    submitted_height: height,
+                    submitted_height: at.height,
                     failed_executors: vec![],
+                    // The deadline runs from the block that assigns the task, never from an
+                    // earlier one (an idle chain would otherwise time every new task out).
                     status: TaskStatus::Pending {
                         attempt: 0,
                         executor,
-                        since_ms: state.last_timestamp_ms,
+                        since_ms: at.now_ms,
+                        deadline_ms: at.now_ms + p.task_timeout(model.gas),
                     },
                 },
             );
+        }
+        TxKind::Unjail { validator } => {
+            let fee = p.base_gas as u128 * price;
+            let v = state
+                .validators
+                .get(*validator)
+                .ok_or_else(|| format!("unknown validator {validator}"))?;
+            if v.account != from {
+                return Err("only the validator's own account can unjail it".into());
+            }
+            match v.jailed_until {
+                None => return Err(format!("validator {validator} is not jailed")),
+                Some(h) if h > at.height => {
+                    return Err(format!("validator {validator} is jailed until height {h}"));
+                }
+                Some(_) => {}
+            }
+            debit(state, &from, fee)?;
+            credit(state, &proposer_account, fee);
+            state.validators[*validator].jailed_until = None;
         }
     }
     state.accounts.entry(from).or_default().nonce += 1;
@@ -451,34 +616,50 @@ pub fn apply_tx(
 }
 
 /// Moves a task to its next executor after a failure, or fails it (refunding the fee) when
-/// every validator has failed it.
-fn reassign_task(state: &mut State, task_id: &str, failed: usize, now_ms: u64) {
-    let n = state.validators.len();
-    let Some(task) = state.tasks.get_mut(task_id) else {
+/// no validator is left to run it.
+fn reassign_task(p: &ChainParams, state: &mut State, task_id: &str, failed: usize, now_ms: u64) {
+    let Some(task) = state.tasks.get(task_id) else {
         return;
     };
     let TaskStatus::Pending { attempt, .. } = task.status else {
         return;
     };
-    if !task.failed_executors.contains(&failed) {
-        task.failed_executors.push(failed);
+    let mut failed_executors = task.failed_executors.clone();
+    if !failed_executors.contains(&failed) {
+        failed_executors.push(failed);
     }
-    match assign(task_id, attempt + 1, n, &task.failed_executors) {
+    let next = assign(state, task_id, attempt + 1, &failed_executors);
+    let task = state.tasks.get_mut(task_id).expect("checked above");
+    task.failed_executors = failed_executors;
+    match next {
         Some(e) => {
             task.status = TaskStatus::Pending {
                 attempt: attempt + 1,
                 executor: e,
                 since_ms: now_ms,
+                deadline_ms: now_ms + p.task_timeout(task.gas),
             }
         }
         None => {
             task.status = TaskStatus::Failed {
                 reason: "every validator failed this task".into(),
+                submitter_fault: false,
             };
             let (who, fee) = (task.submitter, task.fee);
             credit(state, &who, fee);
         }
     }
+}
+
+/// Slashes and jails an executor whose result was wrong.
+fn penalise(p: &ChainParams, state: &mut State, executor: usize, height: u64) -> u128 {
+    let v = &mut state.validators[executor];
+    let slashed = v.stake * p.slash_bps as u128 / 10_000;
+    v.stake -= slashed;
+    v.penalties += 1;
+    v.jailed_until = Some(height + p.jail_blocks);
+    state.burned += slashed;
+    slashed
 }
 
 /// Applies a block to `state`. Any invalid content makes the whole block invalid.
@@ -504,52 +685,75 @@ pub fn apply(
         return Err("unknown proposer".into());
     }
     let now = block.timestamp_ms;
+    let at = Moment {
+        height: block.height,
+        now_ms: now,
+        proposer: block.proposer,
+    };
     for (i, tx) in block.txs.iter().enumerate() {
-        apply_tx(rt, p, state, tx, block.height, block.proposer)
-            .map_err(|e| format!("transaction {i}: {e}"))?;
+        apply_tx(rt, p, state, tx, at).map_err(|e| format!("transaction {i}: {e}"))?;
     }
     let mut applied = Applied::default();
     for r in &block.results {
-        rt.check_result(state, r)
+        let outcome = rt
+            .check_result(state, r)
             .map_err(|e| format!("result for task {}: {e}", r.task_id))?;
         let task = state.tasks.get_mut(&r.task_id).expect("checked");
-        task.status = TaskStatus::Completed {
-            height: block.height,
-            executor: r.executor,
-        };
         let (fee, gas_used, model_id) = (task.fee, task.gas, task.model_id.clone());
-        let attempts = r.attempt + 1;
-        let account = state.validators[r.executor].account;
-        credit(state, &account, fee);
-        let pkg = rt.package(&model_id).ok_or("the model is not deployed")?;
-        let proof = Proof::from_bytes(&r.proof).map_err(|e| e.to_string())?;
-        let envelope: serde_json::Value =
-            serde_json::from_str(&proof.to_json()).map_err(|e| e.to_string())?;
-        applied.receipts.push(Receipt {
-            task_id: r.task_id.clone(),
-            model_id,
-            outputs: r.outputs.clone(),
-            outputs_float: pkg
-                .program
-                .dequantize_outputs(&r.outputs)
-                .into_iter()
-                .map(|t| t.data)
-                .collect(),
-            proof: r.proof.clone(),
-            public_inputs: envelope["public_inputs"].clone(),
-            gas_used,
-            fee,
-            executor: r.executor,
-            attempts,
-            block_height: block.height,
-            block_hash: [0; 32],
-            verified_by: vec![],
-        });
+        match (outcome, &r.claim) {
+            (Accepted::Proven, Claim::Proof { outputs, proof }) => {
+                task.status = TaskStatus::Completed {
+                    height: block.height,
+                    executor: r.executor,
+                };
+                let account = state.validators[r.executor].account;
+                credit(state, &account, fee);
+                let model = &state.models[&model_id];
+                let pkg = rt
+                    .package(model)
+                    .ok_or("the model's package is not loaded")?;
+                let parsed = Proof::from_bytes(proof).map_err(|e| e.to_string())?;
+                let envelope: serde_json::Value =
+                    serde_json::from_str(&parsed.to_json()).map_err(|e| e.to_string())?;
+                applied.receipts.push(Receipt {
+                    task_id: r.task_id.clone(),
+                    model_id,
+                    outputs: outputs.clone(),
+                    outputs_float: pkg
+                        .program
+                        .dequantize_outputs(outputs)
+                        .into_iter()
+                        .map(|t| t.data)
+                        .collect(),
+                    proof: proof.clone(),
+                    public_inputs: envelope["public_inputs"].clone(),
+                    gas_used,
+                    fee,
+                    executor: r.executor,
+                    attempts: r.attempt + 1,
+                    block_height: block.height,
+                    block_hash: [0; 32],
+                    verified_by: vec![],
+                });
+            }
+            (Accepted::SubmitterFault(reason), _) => {
+                task.status = TaskStatus::Failed {
+                    reason: format!("submitter fault: {reason}"),
+                    submitter_fault: true,
+                };
+                // The fee is not refunded: it is burned, so that neither the executor nor
+                // anyone else gains from calling a submitter a liar.
+                state.burned += fee;
+            }
+            (Accepted::Proven, Claim::SubmitterFault { .. }) => {
+                return Err("a fault claim was accepted as a proof".into());
+            }
+        }
     }
     for Evidence { result: r, reason } in &block.evidence {
         match rt.check_result(state, r) {
             Err(ResultError::Invalid(_)) => {}
-            Ok(()) => {
+            Ok(_) => {
                 return Err(format!(
                     "evidence against task {}: the result is valid",
                     r.task_id
@@ -557,10 +761,7 @@ pub fn apply(
             }
             Err(e) => return Err(format!("evidence against task {}: {e}", r.task_id)),
         }
-        let v = &mut state.validators[r.executor];
-        let slashed = p.slash.min(v.stake);
-        v.stake -= slashed;
-        v.penalties += 1;
+        let slashed = penalise(p, state, r.executor, block.height);
         state.evidence.push(EvidenceRecord {
             height: block.height,
             task_id: r.task_id.clone(),
@@ -568,7 +769,7 @@ pub fn apply(
             reason: reason.clone(),
             slashed,
         });
-        reassign_task(state, &r.task_id, r.executor, now);
+        reassign_task(p, state, &r.task_id, r.executor, now);
     }
     for id in &block.reassign {
         let task = state
@@ -577,9 +778,11 @@ pub fn apply(
             .ok_or_else(|| format!("reassignment of unknown task {id}"))?;
         match task.status {
             TaskStatus::Pending {
-                executor, since_ms, ..
-            } if since_ms + p.task_timeout_ms <= now => {
-                reassign_task(state, id, executor, now);
+                executor,
+                deadline_ms,
+                ..
+            } if deadline_ms <= now => {
+                reassign_task(p, state, id, executor, now);
             }
             _ => return Err(format!("task {id} is not past its deadline")),
         }
@@ -608,14 +811,22 @@ pub fn validate(
     Ok(())
 }
 
+/// Tasks past their deadline at `now_ms`.
+pub fn overdue(state: &State, now_ms: u64) -> impl Iterator<Item = &Task> {
+    state.tasks.values().filter(
+        move |t| matches!(t.status, TaskStatus::Pending { deadline_ms, .. } if deadline_ms <= now_ms),
+    )
+}
+
 /// What a proposer may include.
 pub struct Pools<'a> {
+    /// Transactions in the order to try them (each sender's by nonce).
     pub txs: &'a [SignedTx],
     pub results: &'a [TaskResult],
 }
 
-/// Builds the next block: the mempool transactions that apply (in order), valid results (and
-/// evidence for invalid ones), and tasks past their deadline. Returns the block and the
+/// Builds the next block: the pool's transactions that apply (in order), valid results (and
+/// evidence for wrong ones), and tasks past their deadline. Returns the block and the
 /// transactions it dropped as invalid.
 pub fn build(
     rt: &Runtime,
@@ -628,14 +839,16 @@ pub fn build(
     let mut s = state.clone();
     let height = state.height + 1;
     let now = now_ms.max(state.last_timestamp_ms);
+    let at = Moment {
+        height,
+        now_ms: now,
+        proposer,
+    };
     let mut txs = Vec::new();
     let mut dropped = Vec::new();
-    let mut pending: Vec<&SignedTx> = pools.txs.iter().collect();
-    // Lowest nonce first per sender, so that a sender's queued transactions apply in order.
-    pending.sort_by_key(|t| t.body.nonce);
-    for tx in pending {
+    for tx in pools.txs {
         let mut trial = s.clone();
-        match apply_tx(rt, p, &mut trial, tx, height, proposer) {
+        match apply_tx(rt, p, &mut trial, tx, at) {
             Ok(()) => {
                 s = trial;
                 txs.push(tx.clone());
@@ -652,7 +865,7 @@ pub fn build(
             continue;
         }
         match rt.check_result(&s, r) {
-            Ok(()) => {
+            Ok(_) => {
                 resolved.push(r.task_id.clone());
                 results.push(r.clone());
             }
@@ -666,11 +879,8 @@ pub fn build(
             Err(ResultError::Stale(_) | ResultError::Local(_)) => {}
         }
     }
-    let reassign: Vec<String> = s
-        .tasks
-        .values()
+    let reassign: Vec<String> = overdue(&s, now)
         .filter(|t| !resolved.contains(&t.id))
-        .filter(|t| matches!(t.status, TaskStatus::Pending { since_ms, .. } if since_ms + p.task_timeout_ms <= now))
         .map(|t| t.id.clone())
         .collect();
     let mut block = Block {
@@ -705,6 +915,10 @@ pub fn build(
 }
 
 /// The program of a deployed model.
-pub fn program(rt: &Runtime, model_id: &str) -> Option<Arc<Program>> {
-    rt.package(model_id).map(|p| p.program.clone())
+pub fn program(rt: &Runtime, state: &State, model_id: &str) -> Option<Arc<Program>> {
+    state
+        .models
+        .get(model_id)
+        .and_then(|m| rt.package(m))
+        .map(|p| p.program.clone())
 }

@@ -2,12 +2,14 @@
 //! built, checked and applied ([`exec`]). Every validator holds its own copy of [`State`];
 //! they agree because blocks are applied deterministically.
 
+pub mod encode;
 pub mod exec;
 pub mod state;
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, WrappedKey};
+use encode::Canonical;
 
 pub use state::State;
 
@@ -144,6 +146,9 @@ pub enum TxKind {
         gas_limit: u64,
         input: TaskInput,
     },
+    /// Lets a jailed validator execute tasks again once its jail term is over (signed by its
+    /// account key).
+    Unjail { validator: usize },
 }
 
 /// The signed part of a transaction.
@@ -166,15 +171,18 @@ pub struct SignedTx {
 }
 
 impl TxBody {
-    /// The bytes a sender signs: the canonical JSON of the body, domain-separated.
-    pub fn sign_bytes(&self) -> Vec<u8> {
-        let mut b = b"lightchain-devnet tx v1\n".to_vec();
-        b.extend(serde_json::to_vec(self).expect("serialisable"));
-        b
+    /// The bytes a sender signs: the body's canonical encoding, domain-separated and bound
+    /// to the chain id (a transaction signed for one chain is not valid on another).
+    pub fn sign_bytes(&self, chain_id: &str) -> Vec<u8> {
+        let mut w = lightchain_aivm::wire::W(Vec::new());
+        w.str("lightchain-devnet tx v2");
+        w.str(chain_id);
+        self.enc(&mut w);
+        w.0
     }
 
-    pub fn sign(self, key: &crypto::AccountKey) -> SignedTx {
-        let signature = key.sign(&self.sign_bytes());
+    pub fn sign(self, key: &crypto::AccountKey, chain_id: &str) -> SignedTx {
+        let signature = key.sign(&self.sign_bytes(chain_id));
         SignedTx {
             body: self,
             signature,
@@ -187,46 +195,81 @@ impl TxBody {
 }
 
 impl SignedTx {
-    /// The transaction hash: blake3 of its canonical JSON. A task's id is its transaction's hash.
+    /// The transaction hash: blake3 of its canonical encoding. A task's id is its
+    /// transaction's hash.
     pub fn hash(&self) -> [u8; 32] {
-        *blake3::hash(&serde_json::to_vec(self).expect("serialisable")).as_bytes()
+        encode::hash("lightchain-devnet tx hash v2", self)
     }
 
-    pub fn signature_ok(&self) -> bool {
-        crypto::verify(&self.body.from, &self.body.sign_bytes(), &self.signature)
+    pub fn signature_ok(&self, chain_id: &str) -> bool {
+        crypto::verify(
+            &self.body.from,
+            &self.body.sign_bytes(chain_id),
+            &self.signature,
+        )
     }
 }
 
-/// An executor's answer to a task: the outputs and their proof, signed by the executor.
+/// What an executor claims about a task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "claim", rename_all = "snake_case")]
+pub enum Claim {
+    /// The outputs and their proof (compact binary form).
+    Proof {
+        outputs: Vec<Vec<i64>>,
+        #[serde(with = "b64")]
+        proof: Vec<u8>,
+    },
+    /// The submitter's encrypted input does not open to what it committed to. `shared` is the
+    /// X25519 secret of the executor's wrapped key, so that every validator can open the input
+    /// and check the claim (revealing that one input, whose submitter lied about it).
+    SubmitterFault {
+        #[serde(with = "hex32")]
+        shared: [u8; 32],
+    },
+}
+
+/// An executor's answer to a task, signed by the executor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {
     pub task_id: String,
     pub attempt: u32,
     pub executor: usize,
-    pub outputs: Vec<Vec<i64>>,
-    /// The proof in its compact binary form.
-    #[serde(with = "b64")]
-    pub proof: Vec<u8>,
+    #[serde(flatten)]
+    pub claim: Claim,
     #[serde(with = "b64")]
     pub signature: Vec<u8>,
 }
 
 impl TaskResult {
+    /// The bytes an executor signs.
     pub fn sign_bytes(
+        chain_id: &str,
         task_id: &str,
         attempt: u32,
         executor: usize,
-        outputs: &[Vec<i64>],
-        proof: &[u8],
+        claim: &Claim,
     ) -> Vec<u8> {
-        let mut b = b"lightchain-devnet result v1\n".to_vec();
-        b.extend(serde_json::to_vec(&(task_id, attempt, executor, outputs)).expect("serialisable"));
-        b.extend(blake3::hash(proof).as_bytes());
-        b
+        let mut w = lightchain_aivm::wire::W(Vec::new());
+        w.str("lightchain-devnet result v2");
+        w.str(chain_id);
+        w.str(task_id);
+        w.u(attempt as u64);
+        w.len(executor);
+        claim.enc(&mut w);
+        w.0
     }
 
     pub fn hash(&self) -> [u8; 32] {
-        *blake3::hash(&serde_json::to_vec(self).expect("serialisable")).as_bytes()
+        encode::hash("lightchain-devnet result hash v2", self)
+    }
+
+    /// The outputs and proof, for a proof claim.
+    pub fn proof(&self) -> Option<(&Vec<Vec<i64>>, &Vec<u8>)> {
+        match &self.claim {
+            Claim::Proof { outputs, proof } => Some((outputs, proof)),
+            Claim::SubmitterFault { .. } => None,
+        }
     }
 }
 
@@ -258,10 +301,7 @@ pub struct Block {
 
 impl Block {
     pub fn hash(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(b"lightchain-devnet block v1\n");
-        h.update(&serde_json::to_vec(self).expect("serialisable"));
-        *h.finalize().as_bytes()
+        encode::hash("lightchain-devnet block v2", self)
     }
 
     /// Whether the block carries anything (instant mining skips empty blocks).
@@ -273,7 +313,8 @@ impl Block {
     }
 }
 
-/// A committed block with the validators that signed its commit.
+/// A committed block with its commit certificate: the validators that signed it and their
+/// precommit signatures (what lets a validator that fell behind check it before taking it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CommittedBlock {
     #[serde(with = "hex32")]
@@ -282,6 +323,17 @@ pub struct CommittedBlock {
     pub round: u32,
     /// Indices of the validators whose precommits are in the commit certificate.
     pub signers: Vec<usize>,
+    /// Their precommit signatures, in the same order.
+    #[serde(default)]
+    pub signatures: Vec<CommitSig>,
+}
+
+/// One precommit signature of a commit certificate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitSig {
+    pub validator: usize,
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
 }
 
 /// The receipt of a completed task.

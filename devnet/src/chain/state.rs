@@ -18,7 +18,11 @@ pub struct Account {
 /// A deployed model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
+    /// The deployed model's id: its program id and input visibility together
+    /// ([`crate::chain::exec::deployment_id`]).
     pub model_id: String,
+    /// The id of its program (what proofs name).
+    pub program_id: String,
     pub name: String,
     pub version: String,
     pub deployer: Address,
@@ -36,19 +40,25 @@ pub struct ModelRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TaskStatus {
-    /// Waiting for `executor`'s result since `since_ms` (block time).
+    /// Waiting for `executor`'s result: assigned by the block at `since_ms`, due by
+    /// `deadline_ms` (block times).
     Pending {
         attempt: u32,
         executor: usize,
         since_ms: u64,
+        deadline_ms: u64,
     },
     Completed {
         height: u64,
         executor: usize,
     },
-    /// No validator left to execute it; the fee was refunded.
+    /// The task will not run: no validator left to execute it (the fee was refunded), or the
+    /// submitter's encrypted input does not match its commitment (`submitter_fault`: the fee
+    /// is burned as a penalty).
     Failed {
         reason: String,
+        #[serde(default)]
+        submitter_fault: bool,
     },
 }
 
@@ -87,6 +97,10 @@ pub struct ValidatorRecord {
     #[serde(with = "dec")]
     pub stake: u128,
     pub penalties: u32,
+    /// Jailed (not assigned tasks) until this height, after a penalty; an `Unjail`
+    /// transaction from the validator's account lifts it once the height is reached.
+    #[serde(default)]
+    pub jailed_until: Option<u64>,
 }
 
 /// A recorded offence.
@@ -113,15 +127,37 @@ pub struct State {
     pub tasks: BTreeMap<String, Task>,
     pub validators: Vec<ValidatorRecord>,
     pub evidence: Vec<EvidenceRecord>,
+    /// Taken out of circulation: slashed stake and the fees of submitter faults.
+    #[serde(with = "dec")]
+    pub burned: u128,
 }
 
 impl State {
-    /// The state root: blake3 of the canonical JSON of the state.
+    /// The state root: blake3 of the state's canonical encoding.
     pub fn root(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(b"lightchain-devnet state v1\n");
-        h.update(&serde_json::to_vec(self).expect("serialisable"));
-        *h.finalize().as_bytes()
+        super::encode::hash("lightchain-devnet state v2", self)
+    }
+
+    /// Every unit of currency: balances, stake, fees in escrow and what was burned. Nothing
+    /// the chain does changes it.
+    pub fn supply(&self) -> u128 {
+        let balances: u128 = self.accounts.values().map(|a| a.balance).sum();
+        let stake: u128 = self.validators.iter().map(|v| v.stake).sum();
+        let escrow: u128 = self
+            .tasks
+            .values()
+            .filter(|t| matches!(t.status, TaskStatus::Pending { .. }))
+            .map(|t| t.fee)
+            .sum();
+        balances + stake + escrow + self.burned
+    }
+
+    /// Whether a validator is in jail at `height`.
+    pub fn jailed(&self, validator: usize, height: u64) -> bool {
+        self.validators
+            .get(validator)
+            .and_then(|v| v.jailed_until)
+            .is_some_and(|_| height > 0)
     }
 
     pub fn account(&self, a: &Address) -> Account {

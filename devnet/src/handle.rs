@@ -1,0 +1,414 @@
+//! Starting a devnet ([`try_spawn`]): keys, genesis or the stored chain, one consensus thread
+//! and one executor thread per validator, and the JSON-RPC server; and the handle that stops
+//! it all when dropped. A validator's thread can stop (a crash, `dev_kill`) and start again
+//! from what it stored (`dev_revive`): its [`Slot`] keeps what survives a restart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use lightchain_aivm::proof::ParamsCache;
+
+use crate::api::{DevAccount, DevnetApi, Inner};
+use crate::chain::State;
+use crate::chain::exec::Runtime;
+use crate::chain::state::{Account, ValidatorRecord};
+use crate::clock::Clock;
+use crate::config::DevnetConfig;
+use crate::consensus::context::{Address, Ed25519Signer};
+use crate::consensus::node::{Node, Timeouts, Wiring};
+use crate::consensus::wal::Wal;
+use crate::crypto::{self, AccountKey};
+use crate::error::{DevnetError, Result};
+use crate::lock::{Lock, Shared};
+use crate::net::{NetMsg, Network};
+use crate::store::Store;
+use crate::validator::{App, Behavior, ChainView, Restored, ValidatorKeys};
+
+/// What a validator keeps across a restart of its thread: its keys, its WAL file, its
+/// behaviour, and (while stopped) its app with the chain it stored.
+pub struct Slot {
+    pub index: usize,
+    keys: Arc<ValidatorKeys>,
+    wal_path: PathBuf,
+    durable: bool,
+    timeouts: Timeouts,
+    behavior: Arc<Shared<Behavior>>,
+    thread: Lock<Option<JoinHandle<App>>>,
+    parked: Lock<Option<App>>,
+}
+
+impl Slot {
+    /// Starts the validator's consensus thread with `app`.
+    fn spawn(&self, net: &Network, app: App) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        net.reconnect(self.index, tx);
+        let wal = match Wal::open(&self.wal_path, self.durable) {
+            Ok(w) => w,
+            Err(e) => {
+                app.view.write().fatal = Some(format!(
+                    "validator {} cannot open its WAL {}: {e}",
+                    self.index,
+                    self.wal_path.display()
+                ));
+                *self.parked.lock() = Some(app);
+                return;
+            }
+        };
+        let wiring = Wiring {
+            index: self.index,
+            signer: Ed25519Signer::new(self.keys.consensus.clone()),
+            address: Address::from_public_key(&self.keys.consensus.public_key()),
+            net: net.clone(),
+            rx,
+            timeouts: self.timeouts,
+            wal,
+            behavior: self.behavior.clone(),
+        };
+        let node = Node::new(wiring, app);
+        let t = std::thread::Builder::new()
+            .name(format!("validator-{}", self.index))
+            .spawn(move || node.run())
+            .expect("thread");
+        *self.thread.lock() = Some(t);
+    }
+
+    /// Stops the validator's thread; its app waits for [`Slot::start`].
+    pub fn stop(&self, net: &Network) {
+        let Some(t) = self.thread.lock().take() else {
+            return;
+        };
+        net.deliver(crate::net::API, self.index, NetMsg::Stop);
+        if let Ok(app) = t.join() {
+            *self.parked.lock() = Some(app);
+        }
+    }
+
+    /// Drops a stopped validator's app (and its hold on the store) for good.
+    pub fn discard(&self) {
+        self.parked.lock().take();
+    }
+
+    /// Starts a stopped validator again: it keeps its chain and WAL, loses its mempool.
+    pub fn start(&self, net: &Network) {
+        if self.thread.lock().is_some() {
+            return;
+        }
+        let Some(mut app) = self.parked.lock().take() else {
+            return;
+        };
+        app.view.write().fatal = None;
+        app.restart();
+        self.spawn(net, app);
+    }
+}
+
+/// Keeps the devnet alive; dropping it stops the validators and the server.
+pub struct DevnetHandle {
+    api: DevnetApi,
+    rpc_addr: Option<SocketAddr>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The WAL folder of an in-memory devnet, removed at shutdown.
+    temp_wal: Option<PathBuf>,
+}
+
+impl DevnetHandle {
+    /// The JSON-RPC URL (`http://host:port`), when serving.
+    pub fn rpc_url(&self) -> Option<String> {
+        self.rpc_addr.map(|a| format!("http://{a}"))
+    }
+
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc_addr
+    }
+
+    pub fn dev_accounts(&self) -> &[DevAccount] {
+        &self.api.inner.accounts
+    }
+
+    pub fn validators(&self) -> Vec<ValidatorRecord> {
+        self.api.validators()
+    }
+
+    pub fn api(&self) -> &DevnetApi {
+        &self.api
+    }
+
+    /// Stops everything now (also done on drop).
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.api.shutdown();
+        if let Some(dir) = self.temp_wal.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Drop for DevnetHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a devnet; panics if it cannot (see [`try_spawn`]).
+pub async fn spawn(config: DevnetConfig) -> (DevnetApi, DevnetHandle) {
+    try_spawn(config).await.expect("failed to start the devnet")
+}
+
+fn genesis(config: &DevnetConfig, keys: &[Arc<ValidatorKeys>], accounts: &[DevAccount]) -> State {
+    let mut accts = BTreeMap::new();
+    for a in accounts {
+        accts.insert(
+            a.address,
+            Account {
+                balance: a.balance,
+                nonce: 0,
+            },
+        );
+    }
+    let validators = keys
+        .iter()
+        .map(|k| {
+            accts.entry(k.account.address()).or_insert(Account {
+                balance: 0,
+                nonce: 0,
+            });
+            ValidatorRecord {
+                index: k.index,
+                account: k.account.address(),
+                account_key: k.account.public(),
+                consensus_key: *k.consensus.public_key().as_bytes(),
+                encryption_key: x25519_dalek::PublicKey::from(&k.encryption).to_bytes(),
+                stake: config.stake,
+                penalties: 0,
+                jailed_until: None,
+            }
+        })
+        .collect();
+    State {
+        chain_id: config.chain_id.clone(),
+        height: 0,
+        last_hash: [0; 32],
+        last_timestamp_ms: 0,
+        accounts: accts,
+        models: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        validators,
+        evidence: vec![],
+        burned: 0,
+    }
+}
+
+/// The validators' encryption secrets: stored ones, or fresh ones from the operating
+/// system's randomness (stored with `--state`).
+fn encryption_keys(store: Option<&Store>, n: usize) -> Result<Vec<x25519_dalek::StaticSecret>> {
+    if let Some(s) = store {
+        let stored = s.encryption_keys()?;
+        if !stored.is_empty() {
+            if stored.len() != n {
+                return Err(DevnetError::Config(format!(
+                    "the state holds encryption keys for {} validators, not {n}",
+                    stored.len()
+                )));
+            }
+            return Ok(stored
+                .into_values()
+                .map(x25519_dalek::StaticSecret::from)
+                .collect());
+        }
+    }
+    let fresh: Vec<x25519_dalek::StaticSecret> =
+        (0..n).map(|_| crypto::random_encryption_key()).collect();
+    if let Some(s) = store {
+        s.put_encryption_keys(&fresh.iter().map(|k| k.to_bytes()).collect::<Vec<_>>())?;
+    }
+    Ok(fresh)
+}
+
+/// A fresh folder for the WALs of an in-memory devnet.
+fn temp_wal_dir() -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("lightchain-devnet-wal-{}-{n}", std::process::id()))
+}
+
+/// Starts a devnet: validators, consensus, and (unless disabled) the JSON-RPC server.
+pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)> {
+    let n = config.validators;
+    if !(1..=64).contains(&n) {
+        return Err(DevnetError::Config(
+            "--validators must be between 1 and 64".into(),
+        ));
+    }
+    let accounts: Vec<DevAccount> = (0..config.accounts)
+        .map(|i| {
+            let k = AccountKey::from_secret(crypto::dev_secret("account", i));
+            DevAccount {
+                index: i,
+                address: k.address(),
+                private_key: k.secret_hex(),
+                balance: config.balance,
+            }
+        })
+        .collect();
+    let params = config
+        .params_dir
+        .clone()
+        .map_or_else(ParamsCache::from_env, |dir| ParamsCache { dir });
+    let store = match &config.state_dir {
+        Some(dir) => Some(Arc::new(Store::open(dir)?)),
+        None => None,
+    };
+    let loaded = match &store {
+        Some(s) => s.load()?,
+        None => None,
+    };
+    let keys: Vec<Arc<ValidatorKeys>> = encryption_keys(store.as_deref(), n)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Arc::new(ValidatorKeys::new(i, e)))
+        .collect();
+    let (states, blocks, receipts, packages, pending) = match loaded {
+        Some(l) => {
+            if l.states[0].validators.len() != n {
+                return Err(DevnetError::Config(format!(
+                    "the state in {} was made with {} validators, not {n}",
+                    config
+                        .state_dir
+                        .as_ref()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default(),
+                    l.states[0].validators.len()
+                )));
+            }
+            (l.states, l.blocks, l.receipts, l.packages, l.pending)
+        }
+        None => {
+            let g = genesis(&config, &keys, &accounts);
+            if let Some(s) = &store {
+                s.init(&g)?;
+            }
+            (vec![g], vec![], BTreeMap::new(), vec![], vec![])
+        }
+    };
+    let (wal_dir, temp_wal) = match &store {
+        Some(_) => (None, None),
+        None => {
+            let d = temp_wal_dir();
+            (Some(d.clone()), Some(d))
+        }
+    };
+    let net = Network::new((0..n).map(|_| std::sync::mpsc::channel().0).collect());
+    let clock = Clock::default();
+    let last = states.last().expect("genesis").clone();
+    let mut views = Vec::new();
+    let mut behaviors = Vec::new();
+    let mut runtimes = Vec::new();
+    let mut slots = Vec::new();
+    for k in &keys {
+        let i = k.index;
+        let rt = Arc::new(Runtime::new(params.clone()));
+        for p in &packages {
+            let _ = rt.load_package(p);
+        }
+        let view = Arc::new(Shared::new(ChainView {
+            state: last.clone(),
+            blocks: blocks.clone(),
+            receipts: receipts.clone(),
+            mempool: vec![],
+            fatal: None,
+        }));
+        let behavior = Arc::new(Shared::new(
+            config
+                .behaviors
+                .iter()
+                .find(|(v, _)| *v == i)
+                .map_or(Behavior::Honest, |(_, b)| *b),
+        ));
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+        let app = App::new(
+            i,
+            config.chain.clone(),
+            rt.clone(),
+            clock.clone(),
+            Restored {
+                history: states.clone(),
+                blocks: blocks.clone(),
+                receipts: receipts.clone(),
+            },
+            view.clone(),
+            store.clone(),
+            jobs_tx,
+            config.block_time,
+            config.mempool.clone(),
+        );
+        let wal_path = match (&store, &wal_dir) {
+            (Some(s), _) => s.wal_path(i),
+            (None, Some(d)) => d.join(format!("validator-{i}.wal")),
+            (None, None) => unreachable!("an in-memory devnet has a WAL folder"),
+        };
+        let slot = Slot {
+            index: i,
+            keys: k.clone(),
+            wal_path,
+            durable: store.is_some(),
+            timeouts: config.timeouts,
+            behavior: behavior.clone(),
+            thread: Lock::new(None),
+            parked: Lock::new(None),
+        };
+        slot.spawn(&net, app);
+        let (k2, rt2, net2, b2) = (k.clone(), rt.clone(), net.clone(), behavior.clone());
+        let chain_id = last.chain_id.clone();
+        std::thread::Builder::new()
+            .name(format!("executor-{i}"))
+            .spawn(move || crate::validator::run_executor(k2, chain_id, rt2, net2, b2, jobs_rx))
+            .expect("thread");
+        views.push(view);
+        behaviors.push(behavior);
+        runtimes.push(rt);
+        slots.push(slot);
+    }
+    let inner = Arc::new(Inner {
+        chain_id: last.chain_id.clone(),
+        config: config.clone(),
+        net,
+        clock,
+        store: Lock::new(store.clone()),
+        views,
+        behaviors,
+        runtimes,
+        slots,
+        accounts,
+        sent: Lock::new(Default::default()),
+        snapshots: Lock::new(vec![]),
+    });
+    let api = DevnetApi { inner };
+    // Transactions acknowledged before a restart and not in a block: sent again (those whose
+    // nonce a block used meanwhile are forgotten).
+    let mut stale = Vec::new();
+    for tx in pending {
+        if api.send_transaction(tx.clone()).is_err() {
+            stale.push(tx.hash());
+        }
+    }
+    if let Some(s) = &store {
+        s.drop_pending(&stale)?;
+    }
+    let mut handle = DevnetHandle {
+        api: api.clone(),
+        rpc_addr: None,
+        shutdown: None,
+        temp_wal,
+    };
+    if config.rpc {
+        let (addr, tx) = crate::rpc::serve(api.clone(), config.host, config.port).await?;
+        handle.rpc_addr = Some(addr);
+        handle.shutdown = Some(tx);
+    }
+    Ok((api, handle))
+}
