@@ -54,6 +54,14 @@ pub struct BenchArgs {
     /// The model folder the devnet benchmark deploys.
     #[arg(long, default_value = "fixtures/ezkl/1l_mlp")]
     pub devnet_model: PathBuf,
+    /// Instead of proving against EZKL: run the devnet fault suite over N tasks (kills,
+    /// revivals, partitions, delays and one Byzantine validator under load) and write its
+    /// figures into RELIABILITY.md.
+    #[arg(long, value_name = "N", conflicts_with = "devnet")]
+    pub chaos: Option<usize>,
+    /// Seed of the fault schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Measure one model (run by `bench` in a child process).
@@ -486,6 +494,41 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+const CHAOS_BEGIN: &str = "<!-- bench:chaos:begin -->";
+const CHAOS_END: &str = "<!-- bench:chaos:end -->";
+
+#[derive(Serialize)]
+struct ChaosOut {
+    ok: bool,
+    report: lightchain_devnet::chaos::ChaosReport,
+}
+
+impl Human for ChaosOut {
+    fn human(&self, out: &mut String) {
+        let r = &self.report;
+        out.push_str(&format!(
+            "chaos: {} tasks ({} acknowledged), {} completed, {} failed; {} faults; forks {}, lost {}, duplicated {}, supply mismatches {}, stopped {}; max recovery {} ms; {:.0} s\n",
+            r.submitted,
+            r.acknowledged,
+            r.completed,
+            r.failed.values().sum::<usize>(),
+            r.faults.values().sum::<usize>(),
+            r.forks,
+            r.lost,
+            r.duplicated,
+            r.supply_mismatches,
+            r.stopped.len(),
+            r.max_recovery_ms(),
+            r.seconds
+        ));
+        out.push_str(if self.ok {
+            "every invariant held\n"
+        } else {
+            "INVARIANTS VIOLATED\n"
+        });
+    }
+}
+
 const DEVNET_BEGIN: &str = "<!-- bench:devnet:begin -->";
 const DEVNET_END: &str = "<!-- bench:devnet:end -->";
 
@@ -573,9 +616,98 @@ impl BenchArgs {
         shell.emit(&report)
     }
 
+    /// The fault suite over `n` tasks, recorded in RELIABILITY.md.
+    fn run_chaos(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
+        use lightchain_devnet::chaos::{ChaosSpec, run};
+        use lightchain_devnet::validator::Behavior;
+        let tmp = tempfile::tempdir()?;
+        let project = tmp.path().join("project");
+        project_for(&self.devnet_model, &project)?;
+        let params = ParamsCache::from_env();
+        let (package, _) = lightchain_packager::build(&project, &params, false, &mut |_| {})?;
+        let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            self.devnet_model.join("input.json"),
+        )?)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let byzantine = (3, Behavior::EquivocatingProposer);
+        let report = rt.block_on(async {
+            let mut cfg = lightchain_devnet::DevnetConfig::default()
+                .with_port(0)
+                .without_rpc()
+                .with_task_timeout(Some(std::time::Duration::from_secs(3)));
+            cfg.timeouts.propose = std::time::Duration::from_millis(1500);
+            let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
+            let key = handle.dev_accounts()[9].key();
+            tokio::task::block_in_place(|| -> anyhow::Result<_> {
+                let (_, model) = api.deploy(&key, package)?;
+                let spec = ChaosSpec {
+                    tasks: n,
+                    accounts: 4,
+                    seed: self.seed,
+                    fault_every: std::time::Duration::from_secs(1),
+                    byzantine: Some(byzantine),
+                    model_id: model,
+                    inputs: vec![input],
+                    settle: std::time::Duration::from_secs(120),
+                };
+                let pb = shell.progress(1, "chaos");
+                let r = run(&api, &spec);
+                pb.finish_and_clear();
+                drop(handle);
+                Ok(r)
+            })
+        })?;
+        let command = this_command();
+        let faults: Vec<String> = report
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let mut rec = report.recovery_ms.clone();
+        rec.sort_unstable();
+        let section = format!(
+            "{CHAOS_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {} validators, validator {} {:?} throughout; {} accounts submit tasks of {} (one in flight each) while a nemesis injects a fault every second (kill or revive one validator, partition one off or heal, delay every message by 20-200 ms).\n\n| figure | value |\n|---|---|\n| tasks submitted / acknowledged | {} / {} |\n| completed / failed | {} / {} |\n| faults injected | {} ({}) |\n| forks (heights with two blocks) | {} |\n| lost (acknowledged, not in the chain) | {} |\n| duplicated (completed twice) | {} |\n| supply mismatches | {} |\n| validators stopped | {} |\n| recovery after a heal or revive, median / max | {} ms / {} ms |\n| heights at the end | {:?} |\n| wall time | {:.0} s |\n\nInvariants {}.\n{CHAOS_END}",
+            machine(),
+            report.validators,
+            byzantine.0,
+            byzantine.1,
+            4,
+            self.devnet_model.display(),
+            report.submitted,
+            report.acknowledged,
+            report.completed,
+            report.failed.values().sum::<usize>(),
+            report.faults.values().sum::<usize>(),
+            faults.join(", "),
+            report.forks,
+            report.lost,
+            report.duplicated,
+            report.supply_mismatches,
+            report.stopped.len(),
+            rec.get(rec.len() / 2).copied().unwrap_or(0),
+            report.max_recovery_ms(),
+            report.heights,
+            report.seconds,
+            if report.ok() { "held" } else { "VIOLATED" },
+        );
+        if !self.no_write {
+            let path = self.out.with_file_name("RELIABILITY.md");
+            write_section(&path, "Fault suite", (CHAOS_BEGIN, CHAOS_END), &section)?;
+        }
+        let ok = report.ok();
+        shell.emit(&ChaosOut { ok, report })?;
+        anyhow::ensure!(ok, "the fault suite found its invariants violated");
+        Ok(())
+    }
+
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
         if let Some(n) = self.devnet {
             return self.run_devnet(shell, n);
+        }
+        if let Some(n) = self.chaos {
+            return self.run_chaos(shell, n);
         }
         let models = if self.models.is_empty() {
             default_models()?

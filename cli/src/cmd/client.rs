@@ -81,6 +81,15 @@ impl Rpc {
         Ok(resp.get("result").cloned().unwrap_or(Value::Null))
     }
 
+    /// The chain id that transactions are signed for.
+    pub fn chain_id(&self) -> anyhow::Result<String> {
+        let status = self.call("lc_status", json!([]))?;
+        status["chain_id"]
+            .as_str()
+            .map(str::to_string)
+            .context("the node's status has no chain id")
+    }
+
     fn nonce(&self, a: &Address) -> anyhow::Result<u64> {
         let acct = self.call("lc_getBalance", json!([a.to_string()]))?;
         Ok(acct["next_nonce"]
@@ -109,7 +118,10 @@ pub struct DeployArgs {
 
 #[derive(Serialize)]
 struct DeployReport {
+    /// The deployed model's id (tasks name it).
     model_id: String,
+    /// Its program's id (proofs name it).
+    program_id: String,
     tx_hash: String,
     committed: Option<Value>,
 }
@@ -117,8 +129,8 @@ struct DeployReport {
 impl Human for DeployReport {
     fn human(&self, out: &mut String) {
         out.push_str(&format!(
-            "model id  {}\ntx        {}\n",
-            self.model_id, self.tx_hash
+            "model id  {}\nprogram   {}\ntx        {}\n",
+            self.model_id, self.program_id, self.tx_hash
         ));
         if let Some(m) = &self.committed {
             out.push_str(&format!(
@@ -145,9 +157,13 @@ impl DeployArgs {
             gas_price: self.node.gas_price,
             kind: TxKind::DeployModel { package: bytes },
         }
-        .sign(&key);
+        .sign(&key, &rpc.chain_id()?);
         let sent = rpc.call("lc_deployModel", json!([tx]))?;
-        let model_id = pkg.info.model_id.clone();
+        // The node names the deployed model: its program and input visibility together.
+        let model_id = sent["model_id"]
+            .as_str()
+            .context("the node did not name the deployed model")?
+            .to_string();
         let mut committed = None;
         if !self.no_wait {
             let start = Instant::now();
@@ -165,6 +181,7 @@ impl DeployArgs {
         }
         shell.emit(&DeployReport {
             model_id,
+            program_id: pkg.info.model_id.clone(),
             tx_hash: sent["tx_hash"].as_str().unwrap_or_default().to_string(),
             committed,
         })
@@ -304,7 +321,7 @@ impl TaskArgs {
                         input: task_input,
                     },
                 }
-                .sign(&key);
+                .sign(&key, &rpc.chain_id()?);
                 let sent = rpc.call("lc_submitTask", json!([tx]))?;
                 let id = sent["task_id"].as_str().unwrap_or_default().to_string();
                 if wait {

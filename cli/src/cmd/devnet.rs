@@ -18,8 +18,9 @@ use crate::shell::{Shell, thousands};
   lightchain devnet --state .devnet --port 0 --config-out devnet.json
 
 JSON-RPC 2.0 on http://HOST:PORT: lc_deployModel, lc_submitTask, lc_getTask, lc_getReceipt,
-lc_getBlock, lc_getModel, lc_estimateGas, lc_status, lc_validators, lc_getBalance, dev_mine,
-dev_snapshot, dev_revert (see the README).")]
+lc_getBlock, lc_getModel, lc_estimateGas, lc_status, lc_validators, lc_getBalance, and the
+devnet controls dev_mine, dev_snapshot, dev_revert, dev_increaseTime, dev_setBehavior,
+dev_kill, dev_revive, dev_partition, dev_heal, dev_delay (see the README).")]
 pub struct DevnetArgs {
     /// Number of validators.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -39,6 +40,10 @@ pub struct DevnetArgs {
     /// Number of funded dev accounts.
     #[arg(long, default_value_t = 10)]
     pub accounts: usize,
+    /// Seconds an executor has for a task before it is reassigned (default: 30 s plus 10 s
+    /// per million gas of the task's model).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub task_timeout: Option<u64>,
     /// Write the chain id, RPC URL, validators and dev accounts (with keys) as JSON.
     #[arg(long, value_name = "FILE")]
     pub config_out: Option<PathBuf>,
@@ -206,7 +211,8 @@ impl DevnetArgs {
             // Uploaded packages are checked in a child process of this very binary.
             package_checker: std::env::current_exe().ok(),
             ..DevnetConfig::default()
-        };
+        }
+        .with_task_timeout(self.task_timeout.map(Duration::from_secs));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -250,9 +256,29 @@ impl DevnetArgs {
                     handle.rpc_url().unwrap_or_default()
                 );
             }
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            // A validator that stops (its store fails, it cannot apply a committed block)
+            // says so; the others go on.
+            let mut reported = std::collections::HashSet::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => {
+                        r.context("waiting for Ctrl-C")?;
+                        break;
+                    }
+                    _ = tick.tick() => {
+                        for (v, reason) in api.status().stopped {
+                            if reported.insert(v) {
+                                if shell.json {
+                                    println!("{}", serde_json::json!({"event": "validator_stopped", "validator": v, "reason": reason}));
+                                } else {
+                                    eprintln!("error: validator {v} stopped: {reason}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             drop(handle);
             Ok(())
         })

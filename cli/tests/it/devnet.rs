@@ -133,7 +133,7 @@ fn devnet_deploy_task_and_offline_verification() {
             package: b"LCPKG\0\r\nnot really a package".to_vec(),
         },
     }
-    .sign(&poor_key);
+    .sign(&poor_key, "lightchain-devnet");
     let resp: serde_json::Value = reqwest::blocking::Client::new()
         .post(&url)
         .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "lc_sendTransaction", "params": [tx]}))
@@ -183,4 +183,157 @@ fn devnet_deploy_task_and_offline_verification() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("below the task's quote"), "{err}");
+}
+
+/// Starts `lightchain devnet` with `args` in `p` and returns it with its RPC URL.
+fn start_devnet(p: &Project, args: &[&str]) -> (Child, String) {
+    let cfg_path = p.dir.path().join("devnet.json");
+    let _ = std::fs::remove_file(&cfg_path);
+    let bin = assert_cmd::cargo::cargo_bin("lightchain");
+    let child = Child(
+        std::process::Command::new(bin)
+            .arg("devnet")
+            .args(args)
+            .args(["--port", "0", "--quiet", "--config-out", "devnet.json"])
+            .current_dir(p.dir.path())
+            .env(params().0, params().1)
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while !cfg_path.exists() || std::fs::read_to_string(&cfg_path).unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the devnet did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    (child, cfg["rpc_url"].as_str().unwrap().to_string())
+}
+
+fn call(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
+    let r: serde_json::Value = reqwest::blocking::Client::new()
+        .post(url)
+        .timeout(Duration::from_secs(30))
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .map_err(|e| e.to_string())?
+        .json()
+        .map_err(|e| e.to_string())?;
+    match r.get("error") {
+        Some(e) => Err(e.to_string()),
+        None => Ok(r["result"].clone()),
+    }
+}
+
+#[test]
+fn a_devnet_killed_under_load_restarts_without_losing_anything() {
+    use lightchain_devnet::chain::{TaskInput, TxBody, TxKind};
+    let p = Project::new();
+    p.copy("templates/digits/tests/six.json", "six.json");
+    let out = p
+        .cmd(&["init", "proj", "--template", "digits"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = p
+        .cmd(&["package", "proj", "-o", "digits.lcpkg"])
+        .env(params().0, params().1)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = p.dir.path().join("state");
+    let state_arg = state.display().to_string();
+    let (mut node, url) = start_devnet(&p, &["--state", &state_arg]);
+    let out = p
+        .cmd(&["deploy", "digits.lcpkg", "--rpc", &url, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let model = model["model_id"].as_str().unwrap().to_string();
+    let m = call(&url, "lc_getModel", serde_json::json!([model])).unwrap();
+    let key = lightchain_devnet::crypto::AccountKey::from_secret(
+        lightchain_devnet::crypto::dev_secret("account", 2),
+    );
+    let input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.dir.path().join("six.json")).unwrap())
+            .unwrap();
+    let task = |nonce: u64| {
+        TxBody {
+            from: key.public(),
+            nonce,
+            gas_price: 1,
+            kind: TxKind::SubmitTask {
+                model_id: model.clone(),
+                gas_limit: m["gas"].as_u64().unwrap(),
+                input: TaskInput::Public {
+                    inputs: input.clone(),
+                },
+            },
+        }
+        .sign(&key, "lightchain-devnet")
+    };
+    // Tasks as fast as the node takes them; SIGKILL once some are done and some are not.
+    let mut acknowledged = Vec::new();
+    let mut nonce = 0;
+    let mut blocks = Vec::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = call(&url, "lc_submitTask", serde_json::json!([task(nonce)])) {
+            acknowledged.push(r["task_id"].as_str().unwrap().to_string());
+            nonce += 1;
+        }
+        let done = acknowledged
+            .iter()
+            .filter(|id| {
+                call(&url, "lc_getReceipt", serde_json::json!([id])).is_ok_and(|r| !r.is_null())
+            })
+            .count();
+        if done >= 3 && acknowledged.len() >= done + 2 {
+            // The committed chain as the node reports it, just before it dies.
+            let h = call(&url, "lc_status", serde_json::json!([])).unwrap()["height"]
+                .as_u64()
+                .unwrap();
+            for height in 1..=h {
+                let b = call(&url, "lc_getBlock", serde_json::json!([height])).unwrap();
+                blocks.push(b["hash"].as_str().unwrap().to_string());
+            }
+            node.0.kill().unwrap(); // SIGKILL
+            node.0.wait().unwrap();
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "too slow");
+    }
+    // Back from the same state: every block it had, every task it acknowledged.
+    let (_node, url) = start_devnet(&p, &["--state", &state_arg]);
+    for (i, hash) in blocks.iter().enumerate() {
+        let b = call(&url, "lc_getBlock", serde_json::json!([i + 1])).unwrap();
+        assert_eq!(b["hash"].as_str().unwrap(), hash, "block {} changed", i + 1);
+    }
+    let start = Instant::now();
+    for id in &acknowledged {
+        loop {
+            let t = call(&url, "lc_getTask", serde_json::json!([id]))
+                .unwrap_or_else(|e| panic!("acknowledged task {id} lost: {e}"));
+            if t["status"] == "completed" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "task {id} never completed: {t}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
