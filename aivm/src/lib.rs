@@ -24,6 +24,7 @@ pub mod program;
 pub mod proof;
 pub mod quantize;
 pub mod reference;
+pub mod rng;
 pub mod tensor;
 pub mod wire;
 

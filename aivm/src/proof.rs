@@ -708,9 +708,7 @@ mod tests {
         let cfg = crate::circuit::tests::config();
         let mut over = HashMap::new();
         over.insert((cfg.y, 3), Fp::from(12345));
-        let (r, _) = testing::with(None, over, false, || {
-            keys.prove(&inputs, [1; 32], &mut rng)
-        });
+        let (r, _) = testing::with(None, over, false, || keys.prove(&inputs, [1; 32], &mut rng));
         match r {
             Err(AivmError::Prove(e)) => assert!(e.contains("does not verify"), "{e}"),
             other => panic!("a broken proof was handed out: {:?}", other.map(|_| ())),

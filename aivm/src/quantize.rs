@@ -78,14 +78,8 @@ pub const DEFAULT_SEED: u64 = 0x6c69_6768_7463_6861;
 /// inclusive ranges: every element at its range's low end, then at its high end, then eight
 /// draws (splitmix64 from `seed`) in between; integer inputs take the floor.
 pub fn range_samples(inputs: &[(Vec<usize>, DType, (f64, f64))], seed: u64) -> Vec<crate::Inputs> {
-    let mut state = seed;
-    let mut unit = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = crate::rng::SplitMix64(seed);
+    let mut unit = || rng.unit();
     (0..10)
         .map(|k| crate::Inputs {
             tensors: inputs

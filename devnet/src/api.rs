@@ -468,6 +468,9 @@ impl DevnetApi {
     /// Remembers the current height; returns the snapshot id.
     pub fn snapshot(&self) -> u64 {
         let h = self.status().height;
+        for i in 0..self.inner.net.len() {
+            self.inner.net.send(net::API, i, NetMsg::Keep(h));
+        }
         let mut s = self.inner.snapshots.lock();
         s.push(h);
         (s.len() - 1) as u64

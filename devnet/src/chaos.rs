@@ -92,22 +92,7 @@ impl ChaosReport {
     }
 }
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+type Rng = lightchain_aivm::rng::SplitMix64;
 
 /// The nemesis' state: who is down, whether the network is split or slow.
 #[derive(Default)]
@@ -196,7 +181,7 @@ pub fn run(api: &DevnetApi, spec: &ChaosSpec) -> ChaosReport {
         .iter()
         .map(|a| a.key())
         .collect();
-    let mut rng = Rng(spec.seed);
+    let mut rng = lightchain_aivm::rng::SplitMix64(spec.seed);
     let mut nemesis = Nemesis::default();
     let mut acknowledged: Vec<String> = Vec::new();
     let mut in_flight: Vec<Option<String>> = vec![None; keys.len()];

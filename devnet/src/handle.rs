@@ -272,9 +272,9 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         .enumerate()
         .map(|(i, e)| Arc::new(ValidatorKeys::new(i, e)))
         .collect();
-    let (states, blocks, receipts, packages, pending) = match loaded {
+    let (last, blocks, receipts, packages, pending) = match loaded {
         Some(l) => {
-            if l.states[0].validators.len() != n {
+            if l.state.validators.len() != n {
                 return Err(DevnetError::Config(format!(
                     "the state in {} was made with {} validators, not {n}",
                     config
@@ -282,17 +282,17 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
                         .as_ref()
                         .map(|d| d.display().to_string())
                         .unwrap_or_default(),
-                    l.states[0].validators.len()
+                    l.state.validators.len()
                 )));
             }
-            (l.states, l.blocks, l.receipts, l.packages, l.pending)
+            (l.state, l.blocks, l.receipts, l.packages, l.pending)
         }
         None => {
             let g = genesis(&config, &keys, &accounts);
             if let Some(s) = &store {
                 s.init(&g)?;
             }
-            (vec![g], vec![], BTreeMap::new(), vec![], vec![])
+            (g, vec![], BTreeMap::new(), vec![], vec![])
         }
     };
     let (wal_dir, temp_wal) = match &store {
@@ -304,7 +304,6 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
     };
     let net = Network::new((0..n).map(|_| std::sync::mpsc::channel().0).collect());
     let clock = Clock::default();
-    let last = states.last().expect("genesis").clone();
     let mut views = Vec::new();
     let mut behaviors = Vec::new();
     let mut runtimes = Vec::new();
@@ -336,7 +335,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
             rt.clone(),
             clock.clone(),
             Restored {
-                history: states.clone(),
+                state: last.clone(),
                 blocks: blocks.clone(),
                 receipts: receipts.clone(),
             },

@@ -38,6 +38,8 @@ pub enum NetMsg {
     Mine,
     /// Roll back to a committed height (dev_revert).
     Revert(u64),
+    /// Keep the state of a committed height for a later revert (dev_snapshot).
+    Keep(u64),
     /// Stop: the validator exits, keeping what it stored (dev_kill, shutdown).
     Stop,
 }

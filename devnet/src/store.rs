@@ -1,4 +1,4 @@
-//! Persistence of a devnet (`--state DIR`): committed blocks, the state after each height,
+//! Persistence of a devnet (`--state DIR`): committed blocks, the state after the last one,
 //! receipts and deployed packages, the validators' encryption keys, and the transactions the
 //! API acknowledged but no block has included yet, in one redb database. Validators commit the
 //! same blocks; the first to commit a height writes it. Every write either commits or returns
@@ -43,8 +43,8 @@ pub struct Store {
 
 /// What a database holds.
 pub struct Loaded {
-    /// States after heights 0 (genesis) to the last one.
-    pub states: Vec<State>,
+    /// The state after the last block (genesis in a database without blocks).
+    pub state: State,
     pub blocks: Vec<CommittedBlock>,
     pub receipts: BTreeMap<String, Receipt>,
     pub packages: Vec<Vec<u8>>,
@@ -75,9 +75,7 @@ impl Store {
             written: Lock::new(0),
             failing: Default::default(),
         };
-        let h = store
-            .load()?
-            .map_or(0, |l| l.states.len().saturating_sub(1) as u64);
+        let h = store.load()?.map_or(0, |l| l.state.height);
         *store.written.lock() = h;
         Ok(store)
     }
@@ -190,8 +188,10 @@ impl Store {
                 .map_err(err)?
                 .insert(h, serde_json::to_vec(block).map_err(err)?.as_slice())
                 .map_err(err)?;
-            tx.open_table(STATES)
-                .map_err(err)?
+            // Only the latest state: a copy per height would grow with the chain.
+            let mut states = tx.open_table(STATES).map_err(err)?;
+            states.retain(|_, _| false).map_err(err)?;
+            states
                 .insert(h, serde_json::to_vec(state).map_err(err)?.as_slice())
                 .map_err(err)?;
             let mut rt_table = tx.open_table(RECEIPTS).map_err(err)?;
@@ -222,19 +222,27 @@ impl Store {
         Ok(())
     }
 
-    /// Drops everything above `height` (dev_revert).
-    pub fn truncate(&self, height: u64, receipts: &BTreeMap<String, Receipt>) -> Result<()> {
+    /// Drops everything above `height`, whose state is `state` (dev_revert).
+    pub fn truncate(
+        &self,
+        height: u64,
+        state: &State,
+        receipts: &BTreeMap<String, Receipt>,
+    ) -> Result<()> {
         let mut written = self.written.lock();
+        self.writable()?;
         let tx = self.db.begin_write().map_err(err)?;
         {
             tx.open_table(BLOCKS)
                 .map_err(err)?
                 .retain(|h, _| h <= height)
                 .map_err(err)?;
-            tx.open_table(STATES)
-                .map_err(err)?
-                .retain(|h, _| h <= height)
+            let mut states = tx.open_table(STATES).map_err(err)?;
+            states.retain(|_, _| false).map_err(err)?;
+            states
+                .insert(height, serde_json::to_vec(state).map_err(err)?.as_slice())
                 .map_err(err)?;
+            drop(states);
             tx.open_table(RECEIPTS)
                 .map_err(err)?
                 .retain(|id, _| receipts.contains_key(id))
@@ -253,17 +261,11 @@ impl Store {
     pub fn load(&self) -> Result<Option<Loaded>> {
         let tx = self.db.begin_read().map_err(err)?;
         let states_t = tx.open_table(STATES).map_err(err)?;
-        let mut states = Vec::new();
-        for row in states_t.iter().map_err(err)? {
-            let (_, v) = row.map_err(err)?;
-            states.push(
-                serde_json::from_slice::<State>(v.value())
-                    .map_err(|e| StoreError(format!("corrupt state: {e}")))?,
-            );
-        }
-        if states.is_empty() {
+        let Some(row) = states_t.last().map_err(err)? else {
             return Ok(None);
-        }
+        };
+        let state = serde_json::from_slice::<State>(row.1.value())
+            .map_err(|e| StoreError(format!("corrupt state: {e}")))?;
         let mut blocks = Vec::new();
         for row in tx.open_table(BLOCKS).map_err(err)?.iter().map_err(err)? {
             let (_, v) = row.map_err(err)?;
@@ -295,7 +297,7 @@ impl Store {
             );
         }
         Ok(Some(Loaded {
-            states,
+            state,
             blocks,
             receipts,
             packages,

@@ -101,9 +101,10 @@ pub struct App {
     pub rt: Arc<Runtime>,
     pub clock: Clock,
     pub state: State,
-    /// State after each committed height (index = height), for dev_revert and for the
-    /// validator set of past heights.
-    history: Vec<State>,
+    /// States of the last [`KEEP_RECENT`] heights and of the heights `dev_snapshot` marked,
+    /// for `dev_revert` (a full copy per height would grow with the chain).
+    recent: std::collections::VecDeque<State>,
+    kept: BTreeMap<u64, State>,
     pub blocks: Vec<CommittedBlock>,
     pub receipts: BTreeMap<String, Receipt>,
     pub mempool: Mempool,
@@ -117,9 +118,12 @@ pub struct App {
     pub last_commit: Instant,
 }
 
+/// How many recent states a validator keeps for `dev_revert`.
+pub const KEEP_RECENT: usize = 64;
+
 /// What a validator starts from.
 pub struct Restored {
-    pub history: Vec<State>,
+    pub state: State,
     pub blocks: Vec<CommittedBlock>,
     pub receipts: BTreeMap<String, Receipt>,
 }
@@ -138,15 +142,16 @@ impl App {
         block_time: Option<Duration>,
         limits: MempoolLimits,
     ) -> App {
-        let state = restored.history.last().expect("genesis").clone();
+        let state = restored.state;
         let mut app = App {
             index,
             chain_id: state.chain_id.clone(),
             params,
             rt,
             clock,
+            recent: std::collections::VecDeque::from([state.clone()]),
+            kept: BTreeMap::new(),
             state,
-            history: restored.history,
             blocks: restored.blocks,
             receipts: restored.receipts,
             mempool: Mempool::new(limits),
@@ -163,9 +168,21 @@ impl App {
         app
     }
 
-    /// The state after `height`, if this validator has it.
+    /// The state after `height`, if this validator still has it (the current one, a recent
+    /// one, or one a snapshot kept).
     pub fn state_at(&self, height: u64) -> Option<&State> {
-        self.history.get(height as usize)
+        self.recent
+            .iter()
+            .rev()
+            .find(|s| s.height == height)
+            .or_else(|| self.kept.get(&height))
+    }
+
+    /// Keeps the state after `height` for a later `dev_revert` (dev_snapshot).
+    pub fn keep(&mut self, height: u64) {
+        if let Some(s) = self.state_at(height).cloned() {
+            self.kept.insert(height, s);
+        }
     }
 
     /// Whether a block should be produced now: with a block time, when it has passed; with
@@ -279,7 +296,10 @@ impl App {
                 })?;
         }
         self.state = next;
-        self.history.push(self.state.clone());
+        self.recent.push_back(self.state.clone());
+        if self.recent.len() > KEEP_RECENT {
+            self.recent.pop_front();
+        }
         for r in receipts {
             self.receipts.insert(r.task_id.clone(), r);
         }
@@ -357,13 +377,18 @@ impl App {
         self.publish_view();
     }
 
-    /// Rolls the chain back to `height` (dev_revert).
-    pub fn revert(&mut self, height: u64) -> Result<(), Fatal> {
+    /// Rolls the chain back to `height` (dev_revert): to a state it kept (a recent height or
+    /// a snapshot's); `false` when it has none.
+    pub fn revert(&mut self, height: u64) -> Result<bool, Fatal> {
         if height >= self.state.height {
-            return Ok(());
+            return Ok(true);
         }
-        self.state = self.history[height as usize].clone();
-        self.history.truncate(height as usize + 1);
+        let Some(state) = self.state_at(height).cloned() else {
+            return Ok(false);
+        };
+        self.state = state;
+        self.recent.retain(|s| s.height <= height);
+        self.kept.retain(|&h, _| h <= height);
         self.blocks.truncate(height as usize);
         let tasks = &self.state.tasks;
         self.receipts.retain(|id, _| {
@@ -374,7 +399,7 @@ impl App {
         });
         if let Some(store) = &self.store {
             store
-                .truncate(height, &self.receipts)
+                .truncate(height, &self.state, &self.receipts)
                 .map_err(|e| Fatal(format!("cannot roll the store back: {e}")))?;
         }
         self.restart();
@@ -383,7 +408,7 @@ impl App {
         v.receipts = self.receipts.clone();
         drop(v);
         self.publish_view();
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -138,17 +138,7 @@ pub fn peak_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use lightchain_aivm::rng::SplitMix64 as SplitMix;
 
 /// Random inputs inside the manifest's ranges, in the given shapes.
 fn random_inputs(

@@ -535,14 +535,7 @@ const DEVNET_END: &str = "<!-- bench:devnet:end -->";
 impl BenchArgs {
     fn run_devnet(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
         anyhow::ensure!(n >= 1, "--devnet needs at least one task");
-        let tmp = tempfile::tempdir()?;
-        let project = tmp.path().join("project");
-        project_for(&self.devnet_model, &project)?;
-        let params = ParamsCache::from_env();
-        let (package, pkg) = lightchain_packager::build(&project, &params, false, &mut |_| {})?;
-        let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-            self.devnet_model.join("input.json"),
-        )?)?;
+        let (package, pkg, input) = self.devnet_package()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -616,18 +609,26 @@ impl BenchArgs {
         shell.emit(&report)
     }
 
-    /// The fault suite over `n` tasks, recorded in RELIABILITY.md.
-    fn run_chaos(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
-        use lightchain_devnet::chaos::{ChaosSpec, run};
-        use lightchain_devnet::validator::Behavior;
+    /// The devnet benchmarks' model packaged, with its input.
+    fn devnet_package(
+        &self,
+    ) -> anyhow::Result<(Vec<u8>, lightchain_packager::Package, serde_json::Value)> {
         let tmp = tempfile::tempdir()?;
         let project = tmp.path().join("project");
         project_for(&self.devnet_model, &project)?;
         let params = ParamsCache::from_env();
-        let (package, _) = lightchain_packager::build(&project, &params, false, &mut |_| {})?;
+        let (package, pkg) = lightchain_packager::build(&project, &params, false, &mut |_| {})?;
         let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
             self.devnet_model.join("input.json"),
         )?)?;
+        Ok((package, pkg, input))
+    }
+
+    /// The fault suite over `n` tasks, recorded in RELIABILITY.md.
+    fn run_chaos(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
+        use lightchain_devnet::chaos::{ChaosSpec, run};
+        use lightchain_devnet::validator::Behavior;
+        let (package, _, input) = self.devnet_package()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

@@ -40,34 +40,7 @@ fn devnet_deploy_task_and_offline_verification() {
     let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
     assert_eq!(code, 0, "{err}");
 
-    let bin = assert_cmd::cargo::cargo_bin("lightchain");
-    let _node = Child(
-        std::process::Command::new(bin)
-            .args([
-                "devnet",
-                "--port",
-                "0",
-                "--quiet",
-                "--config-out",
-                "devnet.json",
-            ])
-            .current_dir(p.dir.path())
-            .envs(env.clone())
-            .spawn()
-            .unwrap(),
-    );
-    let cfg_path = p.dir.path().join("devnet.json");
-    let start = Instant::now();
-    while !cfg_path.exists() || std::fs::read_to_string(&cfg_path).unwrap().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the devnet did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let (_node, cfg) = start_devnet(&p, &[]);
     let url = cfg["rpc_url"].as_str().unwrap().to_string();
     assert_eq!(cfg["validators"].as_array().unwrap().len(), 4);
     let key = cfg["accounts"][1]["private_key"]
@@ -185,8 +158,9 @@ fn devnet_deploy_task_and_offline_verification() {
     assert!(err.contains("below the task's quote"), "{err}");
 }
 
-/// Starts `lightchain devnet` with `args` in `p` and returns it with its RPC URL.
-fn start_devnet(p: &Project, args: &[&str]) -> (Child, String) {
+/// Starts `lightchain devnet` with `args` in `p` and returns it with the configuration it
+/// wrote (RPC URL, validators, dev accounts).
+fn start_devnet(p: &Project, args: &[&str]) -> (Child, serde_json::Value) {
     let cfg_path = p.dir.path().join("devnet.json");
     let _ = std::fs::remove_file(&cfg_path);
     let bin = assert_cmd::cargo::cargo_bin("lightchain");
@@ -210,7 +184,7 @@ fn start_devnet(p: &Project, args: &[&str]) -> (Child, String) {
     }
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    (child, cfg["rpc_url"].as_str().unwrap().to_string())
+    (child, cfg)
 }
 
 fn call(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -250,7 +224,8 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
     );
     let state = p.dir.path().join("state");
     let state_arg = state.display().to_string();
-    let (mut node, url) = start_devnet(&p, &["--state", &state_arg]);
+    let (mut node, cfg) = start_devnet(&p, &["--state", &state_arg]);
+    let url = cfg["rpc_url"].as_str().unwrap().to_string();
     let out = p
         .cmd(&["deploy", "digits.lcpkg", "--rpc", &url, "--json"])
         .output()
@@ -316,7 +291,8 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
         assert!(start.elapsed() < Duration::from_secs(120), "too slow");
     }
     // Back from the same state: every block it had, every task it acknowledged.
-    let (_node, url) = start_devnet(&p, &["--state", &state_arg]);
+    let (_node, cfg) = start_devnet(&p, &["--state", &state_arg]);
+    let url = cfg["rpc_url"].as_str().unwrap().to_string();
     for (i, hash) in blocks.iter().enumerate() {
         let b = call(&url, "lc_getBlock", serde_json::json!([i + 1])).unwrap();
         assert_eq!(b["hash"].as_str().unwrap(), hash, "block {} changed", i + 1);

@@ -448,7 +448,7 @@ impl Host {
                 self.app.mine_requested = true;
                 vec![]
             }
-            NetMsg::Revert(_) | NetMsg::Stop => vec![],
+            NetMsg::Revert(_) | NetMsg::Keep(_) | NetMsg::Stop => vec![],
         }
     }
 
@@ -697,9 +697,13 @@ impl Node {
     }
 
     fn revert(&mut self, height: u64) {
-        if let Err(e) = self.host.app.revert(height) {
-            self.host.stop(e.0);
-            return;
+        match self.host.app.revert(height) {
+            Err(e) => {
+                self.host.stop(e.0);
+                return;
+            }
+            Ok(false) => return,
+            Ok(true) => {}
         }
         self.host.committed = self.host.app.state.height;
         self.host.current = (self.host.committed + 1, 0);
@@ -778,6 +782,7 @@ impl Node {
             match self.rx.recv_timeout(wait) {
                 Ok((_, NetMsg::Stop)) => return self.host.app,
                 Ok((_, NetMsg::Revert(h))) => self.revert(h),
+                Ok((_, NetMsg::Keep(h))) => self.host.app.keep(h),
                 Ok((from, msg)) => {
                     let actions = self.host.on_message(from, msg);
                     self.host.pending.extend(actions);

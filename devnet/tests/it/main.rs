@@ -24,7 +24,7 @@ pub fn params_dir() -> PathBuf {
     std::env::temp_dir().join("lightchain-test-params")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();

@@ -13,7 +13,7 @@ use lightchain_devnet::consensus::node::validator_set;
 use lightchain_devnet::validator::Behavior;
 use lightchain_devnet::{DevnetApi, spawn};
 
-use crate::{WAIT, config, eventually, input, package, repo};
+use crate::{WAIT, config, copy_dir, eventually, input, package, repo};
 
 /// Deploys digits and runs one task to completion; returns the model id.
 fn one_task(api: &DevnetApi, account: usize, model: Option<&str>) -> String {
@@ -163,7 +163,7 @@ async fn input_visibility_is_part_of_a_models_identity_and_refusals_poison_nothi
     // The same program packaged with hashed inputs.
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("digits");
-    copy(&repo().join("templates/digits"), &project);
+    copy_dir(&repo().join("templates/digits"), &project);
     let manifest = project.join("lightchain.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let text = if text.contains("input_visibility") {
@@ -214,19 +214,6 @@ async fn input_visibility_is_part_of_a_models_identity_and_refusals_poison_nothi
                 || v.state.height != views[0].state.height)
         );
     });
-}
-
-fn copy(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,22 +14,12 @@ use crate::ops::signed_bits;
 use crate::program::bit_range;
 use crate::tensor::Tensor;
 
-/// splitmix64.
-struct Rng(u64);
+/// splitmix64 with the draws these tests need.
+struct Rng(crate::rng::SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
     fn int(&mut self, lo: i64, hi: i64) -> i64 {
-        let span = (hi as i128 - lo as i128 + 1) as u128;
-        (lo as i128 + (self.next() as u128 % span) as i128) as i64
+        self.0.int(lo, hi)
     }
 
     fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
@@ -337,7 +327,7 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
 /// A random valid program whose output width is `out` bits past what its outputs need
 /// (`out = 0`: exactly what they need), and its inputs.
 fn random_program(seed: u64, extra: i32) -> (&'static str, Arc<Program>, Vec<Vec<i64>>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(crate::rng::SplitMix64(seed));
     loop {
         let (family, mut p, ins) = draft(&mut rng);
         let y = p.outputs[0].tensor;
@@ -468,7 +458,7 @@ proptest! {
             p.output(y);
         }
         let program = p.build();
-        let mut rng = Rng(seed);
+        let mut rng = Rng(crate::rng::SplitMix64(seed));
         let x: Vec<Vec<i64>> = bits.iter().map(|&b| rng.values(b, 3)).collect();
         let mut other = x.clone();
         let k = at.index(bits.len());
