@@ -166,6 +166,16 @@ impl Nemesis {
 
 /// Runs the schedule on a devnet whose `spec.model_id` is deployed.
 pub fn run(api: &DevnetApi, spec: &ChaosSpec) -> ChaosReport {
+    run_with_progress(api, spec, &|_| {})
+}
+
+/// [`run`], calling `progress` with the number of tasks submitted and resolved (or refused)
+/// so far whenever it changes.
+pub fn run_with_progress(
+    api: &DevnetApi,
+    spec: &ChaosSpec,
+    progress: &dyn Fn(usize),
+) -> ChaosReport {
     let start = Instant::now();
     let n = api.views().len();
     let genesis_supply = api.views()[0].state.supply();
@@ -187,6 +197,7 @@ pub fn run(api: &DevnetApi, spec: &ChaosSpec) -> ChaosReport {
     let mut in_flight: Vec<Option<String>> = vec![None; keys.len()];
     let mut last_fault = Instant::now();
     let mut healed_at: Option<(Instant, u64)> = None;
+    let mut last_done = 0;
     let resolved = |api: &DevnetApi, id: &str| {
         matches!(
             api.task(id).map(|t| t.status),
@@ -215,6 +226,11 @@ pub fn run(api: &DevnetApi, spec: &ChaosSpec) -> ChaosReport {
                     *report.refused.entry(short).or_default() += 1;
                 }
             }
+        }
+        let done = report.submitted - in_flight.iter().filter(|t| t.is_some()).count();
+        if done != last_done {
+            last_done = done;
+            progress(done);
         }
         if let Some((at, h)) = healed_at
             && api.status().height > h

@@ -626,7 +626,7 @@ impl BenchArgs {
 
     /// The fault suite over `n` tasks, recorded in RELIABILITY.md.
     fn run_chaos(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
-        use lightchain_devnet::chaos::{ChaosSpec, run};
+        use lightchain_devnet::chaos::{ChaosSpec, run_with_progress};
         use lightchain_devnet::validator::Behavior;
         let (package, _, input) = self.devnet_package()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -653,8 +653,8 @@ impl BenchArgs {
                     inputs: vec![input],
                     settle: std::time::Duration::from_secs(120),
                 };
-                let pb = shell.progress(1, "chaos");
-                let r = run(&api, &spec);
+                let pb = shell.progress(n as u64, "tasks under faults");
+                let r = run_with_progress(&api, &spec, &|done| pb.set_position(done as u64));
                 pb.finish_and_clear();
                 drop(handle);
                 Ok(r)
