@@ -83,6 +83,14 @@ pub enum AivmError {
     #[error("program encoding: {0}")]
     Decode(String),
 
+    /// A program node is structurally invalid (decoded programs are validated before use).
+    #[error("program encoding: node {node} ({kind}): {reason}")]
+    InvalidNode {
+        node: usize,
+        kind: &'static str,
+        reason: crate::program::Invalid,
+    },
+
     /// The float reference (tract) failed.
     #[error("float reference (tract): {0}")]
     Reference(String),

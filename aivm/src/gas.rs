@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::{AivmCircuit, Visibility};
-use crate::program::{Op, Program};
+use crate::program::Program;
 use crate::tensor::numel;
 
 /// Version of the gas schedule; part of every quote.
@@ -109,27 +109,13 @@ pub fn meter(program: &Program, visibility: Visibility) -> GasReport {
     meter_with(&SCHEDULE, program, visibility)
 }
 
-/// Table lookups a program makes (activation tables, softmax's exp, embeddings).
-fn lookups(program: &Program) -> u64 {
-    program
-        .nodes
-        .iter()
-        .map(|n| match &n.op {
-            Op::Lut { .. } | Op::Softmax { .. } | Op::Gather { .. } => {
-                numel(&program.tensors[n.output].shape) as u64
-            }
-            _ => 0,
-        })
-        .sum()
-}
-
 /// Meters a program with a given schedule.
 pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) -> GasReport {
     let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), visibility);
     let k = circuit.min_k();
     let rows = circuit.rows().0 as u64;
     let macs = program.macs();
-    let lookups = lookups(program);
+    let lookups = program.lookups();
     let elems = |ios: &[crate::program::IoSpec]| {
         ios.iter()
             .map(|io| numel(&program.tensors[io.tensor].shape) as u64)
@@ -163,7 +149,7 @@ pub fn charge(program: &Program, inputs: &[Vec<i64>], proof: &crate::proof::Proo
     let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), proof.visibility);
     let rows = circuit.rows().0 as u64;
     let macs = program.macs();
-    let lookups = lookups(program);
+    let lookups = program.lookups();
     let n_in: u64 = inputs.iter().map(|x| x.len() as u64).sum();
     let n_out: u64 = proof.outputs.iter().map(|x| x.len() as u64).sum();
     let input_part = match &proof.input {

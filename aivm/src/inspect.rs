@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::guard::{GuardLimits, guard_file};
 use crate::ir::{DType, ValueInfo};
-use crate::lower::{ImportOptions, SUPPORTED_OPS, lower};
+use crate::onnx::guard::{GuardLimits, guard_file};
+use crate::onnx::{ImportOptions, lower, supported_ops, value_info};
 use crate::tensor::numel;
 
 /// One input or output as shown by inspect.
@@ -84,43 +84,22 @@ pub fn inspect_file(
         })
         .unwrap_or(0);
     let lowered = lower(&g, opts);
-    let declared = |vs: &[onnx_protobuf::ValueInfoProto]| -> Vec<IoSummary> {
-        vs.iter()
-            .map(|v| {
-                let (shape, dtype) = match v.type_.as_ref().and_then(|t| t.value.as_ref()) {
-                    Some(onnx_protobuf::type_proto::Value::TensorType(tt)) => (
-                        tt.shape
-                            .as_ref()
-                            .map(|s| {
-                                s.dim
-                                    .iter()
-                                    .map(|d| {
-                                        if d.has_dim_value() {
-                                            d.dim_value().max(0) as usize
-                                        } else {
-                                            1
-                                        }
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        match tt.elem_type {
-                            1 => "f32",
-                            7 => "i64",
-                            6 => "i32",
-                            11 => "f64",
-                            _ => "other",
-                        },
-                    ),
-                    _ => (vec![], "other"),
-                };
-                IoSummary {
-                    name: v.name.clone(),
-                    shape,
-                    dtype,
-                }
-            })
-            .collect()
+    // Declared interface (shown when the model does not lower): the one value-info reader's
+    // rule for symbolic dims.
+    let declared = |vs: &mut dyn Iterator<Item = &onnx_protobuf::ValueInfoProto>| {
+        vs.map(|v| match value_info::decode(v) {
+            Some(d) => IoSummary {
+                name: d.name.clone(),
+                shape: d.resolve(&opts.dims),
+                dtype: d.elem_name(),
+            },
+            None => IoSummary {
+                name: v.name.clone(),
+                shape: vec![],
+                dtype: "other",
+            },
+        })
+        .collect::<Vec<_>>()
     };
     let (inputs, outputs, macs, aivm_nodes, reason) = match &lowered {
         Ok(gr) => (
@@ -130,28 +109,15 @@ pub fn inspect_file(
             Some(gr.nodes.len()),
             None,
         ),
-        Err(e) => {
-            let inits: Vec<&str> = graph
-                .map(|g| g.initializer.iter().map(|t| t.name.as_str()).collect())
-                .unwrap_or_default();
-            let ins: Vec<onnx_protobuf::ValueInfoProto> = graph
-                .map(|g| {
-                    g.input
-                        .iter()
-                        .filter(|v| !inits.contains(&v.name.as_str()))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            (
-                declared(&ins),
-                declared(graph.map(|g| g.output.as_slice()).unwrap_or_default()),
-                None,
-                None,
-                Some(e.to_string()),
-            )
-        }
+        Err(e) => (
+            graph.map_or(vec![], |g| declared(&mut value_info::runtime_inputs(g))),
+            graph.map_or(vec![], |g| declared(&mut g.output.iter())),
+            None,
+            None,
+            Some(e.to_string()),
+        ),
     };
+    let supported = supported_ops();
     Ok(ModelSummary {
         opset: g.opset,
         ir_version: g.proto.ir_version,
@@ -164,7 +130,7 @@ pub fn inspect_file(
         ops: counts
             .into_iter()
             .map(|(op, count)| OpCount {
-                supported: SUPPORTED_OPS.contains(&op.as_str()),
+                supported: supported.contains(&op.as_str()),
                 op,
                 count,
             })

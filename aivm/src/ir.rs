@@ -3,12 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ops::copy::{self, CopySpec};
-use crate::ops::elementwise::{self, BinKind};
-use crate::ops::group::{self, GroupSpec, ReduceKind};
-use crate::ops::linear::{self, LinearGeom};
-use crate::ops::lut::LutFn;
-use crate::tensor::Tensor;
+pub use crate::ops::FOp;
+use crate::ops::FloatArgs;
+use crate::tensor::numel;
 
 /// Element type of a graph value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,62 +29,6 @@ pub struct ValueInfo {
     pub name: String,
     pub shape: Vec<usize>,
     pub dtype: DType,
-}
-
-/// A float op of the closed AIVM op set.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FOp {
-    Linear {
-        geom: LinearGeom,
-        weight: Vec<f32>,
-        bias: Option<Vec<f32>>,
-    },
-    /// `x·mul + add` with constants broadcast to the input's shape.
-    Affine {
-        mul: Option<Tensor<f32>>,
-        add: Option<Tensor<f32>>,
-    },
-    Binary(BinKind),
-    Relu,
-    LeakyRelu {
-        alpha: f32,
-    },
-    Clip {
-        lo: Option<f32>,
-        hi: Option<f32>,
-    },
-    Lut(LutFn),
-    Softmax(GroupSpec),
-    Reduce {
-        kind: ReduceKind,
-        groups: GroupSpec,
-    },
-    ArgMax(GroupSpec),
-    Copy(CopySpec),
-    /// Rows of a constant table selected by integer indices (embeddings).
-    Gather {
-        table: Tensor<f32>,
-    },
-}
-
-impl FOp {
-    /// Short name used in reports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FOp::Linear { .. } => "linear",
-            FOp::Affine { .. } => "affine",
-            FOp::Binary(_) => "binary",
-            FOp::Relu => "relu",
-            FOp::LeakyRelu { .. } => "leaky_relu",
-            FOp::Clip { .. } => "clip",
-            FOp::Lut(_) => "lut",
-            FOp::Softmax(_) => "softmax",
-            FOp::Reduce { .. } => "reduce",
-            FOp::ArgMax(_) => "argmax",
-            FOp::Copy(_) => "copy",
-            FOp::Gather { .. } => "gather",
-        }
-    }
 }
 
 /// One node: an op, its ONNX origin, its input values and its output value.
@@ -119,59 +60,16 @@ impl Graph {
             vals[id] = x.clone();
         }
         for n in &self.nodes {
-            let x = &vals[n.inputs[0]];
-            let out_shape = &self.values[n.output].shape;
-            let y = match &n.op {
-                FOp::Linear { geom, weight, bias } => {
-                    linear::eval_f(geom, weight, bias.as_deref(), x)
-                }
-                FOp::Affine { mul, add } => elementwise::affine_f(
-                    x,
-                    &self.values[n.inputs[0]].shape,
-                    mul.as_ref(),
-                    add.as_ref(),
-                ),
-                FOp::Binary(kind) => elementwise::binary(
-                    x,
-                    &self.values[n.inputs[0]].shape,
-                    &vals[n.inputs[1]],
-                    &self.values[n.inputs[1]].shape,
-                    out_shape,
-                    |a, b| kind.apply_f(a, b),
-                ),
-                FOp::Relu => x.iter().map(|&v| v.max(0.0)).collect(),
-                FOp::LeakyRelu { alpha } => x
+            let args = FloatArgs {
+                ins: n.inputs.iter().map(|&i| vals[i].as_slice()).collect(),
+                in_shapes: n
+                    .inputs
                     .iter()
-                    .map(|&v| if v >= 0.0 { v } else { v * *alpha as f64 })
+                    .map(|&i| self.values[i].shape.as_slice())
                     .collect(),
-                FOp::Clip { lo, hi } => x
-                    .iter()
-                    .map(|&v| {
-                        let v = lo.map_or(v, |l| v.max(l as f64));
-                        hi.map_or(v, |h| v.min(h as f64))
-                    })
-                    .collect(),
-                FOp::Lut(f) => x.iter().map(|&v| f.apply(v)).collect(),
-                FOp::Softmax(g) => group::softmax_f(&g.groups(), x),
-                FOp::Reduce { kind, groups } => group::reduce_f(*kind, &groups.groups(), x),
-                FOp::ArgMax(g) => group::argmax(&g.groups(), x)
-                    .into_iter()
-                    .map(|i| i as f64)
-                    .collect(),
-                FOp::Copy(spec) => {
-                    let ins: Vec<&[f64]> = n.inputs.iter().map(|&i| vals[i].as_slice()).collect();
-                    copy::apply(spec, &ins)
-                }
-                FOp::Gather { table } => {
-                    let row: usize = table.shape[1..].iter().product();
-                    x.iter()
-                        .flat_map(|&id| {
-                            let r = id as usize;
-                            table.data[r * row..(r + 1) * row].iter().map(|&v| v as f64)
-                        })
-                        .collect()
-                }
+                out_shape: &self.values[n.output].shape,
             };
+            let y = n.op.family().eval(&args);
             vals[n.output] = y;
         }
         vals
@@ -181,13 +79,7 @@ impl Graph {
     pub fn macs(&self) -> u64 {
         self.nodes
             .iter()
-            .map(|n| match &n.op {
-                FOp::Linear { geom, .. } => geom.macs(),
-                FOp::Binary(BinKind::Mul) | FOp::Affine { mul: Some(_), .. } => {
-                    crate::tensor::numel(&self.values[n.output].shape) as u64
-                }
-                _ => 0,
-            })
+            .map(|n| n.op.family().macs(numel(&self.values[n.output].shape)))
             .sum()
     }
 }

@@ -1,24 +1,23 @@
 //! `lightchain-aivm`: the AI Virtual Machine.
 //!
-//! An ONNX model enters through [`guard`] (protobuf-level checks before any ONNX library
-//! interprets the file), is lowered by [`lower`] to a float [`ir::Graph`] over the AIVM's closed
-//! op set, calibrated and quantized by [`quantize`] into an integer [`Program`], and run by the
-//! program's executor, the one meaning every validator computes and proves. [`reference`] runs
-//! the same ONNX file in tract as the float reference, and [`accuracy`] compares the two. A
-//! program has one canonical encoding ([`encode`]) whose hash is the model id.
+//! An ONNX model enters through [`onnx::guard`] (protobuf-level checks before any ONNX library
+//! interprets the file), is lowered by [`onnx::lower`] to a float [`ir::Graph`] over the AIVM's
+//! closed op set ([`ops`]: one module per op family), calibrated and quantized by [`quantize`]
+//! into an integer [`Program`], and run by the program's executor, the one meaning every
+//! validator computes and proves. [`reference`] runs the same ONNX file in tract as the float
+//! reference, and [`accuracy`] compares the two. A program has one canonical encoding
+//! ([`program::encode`]) whose hash is the model id.
 //!
 //! [`Model`] ties the steps together for callers that start from a file.
 
 pub mod accuracy;
 pub mod circuit;
-pub mod encode;
 pub mod error;
 pub mod gas;
-pub mod guard;
 pub mod input;
 pub mod inspect;
 pub mod ir;
-pub mod lower;
+pub mod onnx;
 pub mod ops;
 pub mod program;
 pub mod proof;
@@ -31,12 +30,13 @@ pub mod wire;
 use std::path::Path;
 
 pub use accuracy::Accuracy;
-pub use encode::ModelId;
 pub use error::{AivmError, Result};
 pub use guard::{GuardLimits, GuardedModel};
 pub use input::Inputs;
 pub use ir::{DType, Graph, ValueInfo};
-pub use lower::ImportOptions;
+pub use onnx::ImportOptions;
+pub use onnx::guard;
+pub use program::ModelId;
 pub use program::Program;
 pub use quantize::{Calibration, QuantConfig};
 pub use tensor::Tensor;
@@ -52,14 +52,14 @@ impl Model {
     /// Guards, parses and lowers an ONNX file.
     pub fn load(path: &Path, opts: &ImportOptions, limits: &GuardLimits) -> Result<Model> {
         let guarded = guard::guard_file(path, limits)?;
-        let graph = lower::lower(&guarded, opts)?;
+        let graph = onnx::lower(&guarded, opts)?;
         Ok(Model { guarded, graph })
     }
 
     /// Guards, parses and lowers an ONNX model held in memory.
     pub fn from_bytes(bytes: Vec<u8>, opts: &ImportOptions, limits: &GuardLimits) -> Result<Model> {
         let guarded = guard::guard_bytes(bytes, limits)?;
-        let graph = lower::lower(&guarded, opts)?;
+        let graph = onnx::lower(&guarded, opts)?;
         Ok(Model { guarded, graph })
     }
 
@@ -111,7 +111,7 @@ impl Model {
             .nodes
             .iter()
             .filter_map(|n| match &n.op {
-                ir::FOp::Gather { table } => table.shape.first().copied(),
+                ir::FOp::Gather(g) => g.table.shape.first().copied(),
                 _ => None,
             })
             .min()

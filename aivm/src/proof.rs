@@ -20,8 +20,8 @@ use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::{self, AivmCircuit, Visibility, Witness};
-use crate::encode::ModelId;
 use crate::error::{AivmError, Result};
+use crate::program::ModelId;
 use crate::program::Program;
 use crate::wire::{R, W};
 

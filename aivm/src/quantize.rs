@@ -8,11 +8,7 @@
 //! rescale it to the output scale with one round-half-up shift.
 
 use crate::error::{AivmError, Result};
-use crate::ir::{DType, FOp, Graph};
-use crate::ops::copy::CopySpec;
-use crate::ops::elementwise::BinKind;
-use crate::ops::group::ReduceKind;
-use crate::ops::lut::{self, LutFn};
+use crate::ir::{DType, Graph};
 use crate::ops::quantize as q;
 use crate::program::{IoSpec, Op, PNode, Program, TensorMeta};
 use crate::tensor::{Tensor, numel};
@@ -135,7 +131,7 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration
 }
 
 /// Smallest signed bit width that holds `m` at `scale`.
-fn bits_for(m: f64, scale: u32) -> u32 {
+pub fn bits_for(m: f64, scale: u32) -> u32 {
     let v = (m * (1u64 << scale) as f64).ceil();
     if v < 1.0 {
         2
@@ -144,23 +140,47 @@ fn bits_for(m: f64, scale: u32) -> u32 {
     }
 }
 
-struct Q<'a> {
-    cfg: &'a QuantConfig,
-    cal: &'a Calibration,
-    graph: &'a Graph,
+/// The quantizer's state while it walks the graph: what a family's
+/// [`crate::ops::FloatOp::quantize`] reads (calibrated magnitudes, the configuration, the
+/// program tensors of the values so far) and how it adds tensors and nodes.
+pub struct Quantizer<'a> {
+    pub cfg: &'a QuantConfig,
+    pub cal: &'a Calibration,
+    pub graph: &'a Graph,
     /// graph value -> program tensor
     map: Vec<Option<usize>>,
-    tensors: Vec<TensorMeta>,
-    nodes: Vec<PNode>,
+    pub tensors: Vec<TensorMeta>,
+    pub nodes: Vec<PNode>,
 }
 
-impl Q<'_> {
+/// What a family's quantization produces for one node: the integer op and its output's
+/// scale, bit width and element type.
+pub struct Quantized {
+    pub op: Op,
+    pub scale: u32,
+    pub bits: u32,
+    pub dtype: DType,
+}
+
+impl Quantized {
+    /// A float-valued output.
+    pub fn real(op: Op, scale: u32, bits: u32) -> Quantized {
+        Quantized {
+            op,
+            scale,
+            bits,
+            dtype: DType::F32,
+        }
+    }
+}
+
+impl Quantizer<'_> {
     /// The scale for a value of calibrated magnitude `m`.
-    fn choose(&self, m: f64) -> u32 {
+    pub fn choose(&self, m: f64) -> u32 {
         self.choose_bits(m, self.cfg.act_bits)
     }
 
-    fn choose_bits(&self, m: f64, bits: u32) -> u32 {
+    pub fn choose_bits(&self, m: f64, bits: u32) -> u32 {
         if let Some(s) = self.cfg.fixed_scale {
             return s;
         }
@@ -173,7 +193,8 @@ impl Q<'_> {
         s.clamp(0.0, self.cfg.max_scale as f64) as u32
     }
 
-    fn weight_scale(&self, w: &[f32]) -> u32 {
+    /// The scale of a weight tensor: the largest that fits the weight bit width.
+    pub fn weight_scale(&self, w: &[f32]) -> u32 {
         if let Some(s) = self.cfg.fixed_scale {
             return s;
         }
@@ -186,7 +207,7 @@ impl Q<'_> {
     }
 
     /// Bit width of a tensor at `scale` with calibrated magnitude `m`.
-    fn bits(&self, m: f64, scale: u32) -> Result<u32> {
+    pub fn bits(&self, m: f64, scale: u32) -> Result<u32> {
         let b = self
             .cfg
             .act_bits
@@ -197,6 +218,11 @@ impl Q<'_> {
             )));
         }
         Ok(b)
+    }
+
+    /// The calibrated magnitude of a graph value.
+    pub fn max_abs(&self, value: usize) -> f64 {
+        self.cal.max_abs[value]
     }
 
     fn add_tensor(&mut self, value: usize, scale: u32, bits: u32, dtype: DType) -> usize {
@@ -211,12 +237,23 @@ impl Q<'_> {
         id
     }
 
-    fn t(&self, value: usize) -> usize {
+    /// The program tensor of a graph value (values are quantized before they are read).
+    pub fn t(&self, value: usize) -> usize {
         self.map[value].expect("values are produced before use")
     }
 
-    fn meta(&self, value: usize) -> &TensorMeta {
+    /// The program tensor's facts of a graph value.
+    pub fn meta(&self, value: usize) -> &TensorMeta {
         &self.tensors[self.t(value)]
+    }
+
+    /// Adds a tensor and the node computing it (for ops that insert steps, like Concat's
+    /// scale alignment); returns the tensor.
+    pub fn insert(&mut self, meta: TensorMeta, node: PNode) -> usize {
+        self.tensors.push(meta);
+        let id = self.tensors.len() - 1;
+        self.nodes.push(PNode { output: id, ..node });
+        id
     }
 }
 
@@ -225,7 +262,7 @@ impl Q<'_> {
 /// relative precision, not just the largest one: the scale is raised until the smallest
 /// non-zero multiplier has 10 significant bits, as far as the product with a `bx`-bit input
 /// stays within 60 bits.
-fn affine_scale(qz: &Q, m: &[f32], bx: u32) -> u32 {
+pub fn affine_scale(qz: &Quantizer, m: &[f32], bx: u32) -> u32 {
     let base = qz.weight_scale(m);
     if qz.cfg.fixed_scale.is_some() {
         return base;
@@ -241,17 +278,19 @@ fn affine_scale(qz: &Q, m: &[f32], bx: u32) -> u32 {
     base.max(want.min(room.clamp(0, 40) as u32))
 }
 
-fn quant_vec(v: &[f32], scale: u32) -> Vec<i64> {
+/// Quantizes floats at `scale`.
+pub fn quant_vec(v: &[f32], scale: u32) -> Vec<i64> {
     v.iter().map(|&x| q(x as f64, scale)).collect()
 }
 
-fn quant_tensor(t: &Tensor<f32>, scale: u32) -> Tensor<i64> {
+/// Quantizes a float tensor at `scale`.
+pub fn quant_tensor(t: &Tensor<f32>, scale: u32) -> Tensor<i64> {
     Tensor::new(t.shape.clone(), quant_vec(&t.data, scale))
 }
 
 /// Quantizes the float graph into a program.
 pub fn quantize(graph: &Graph, cal: &Calibration, cfg: &QuantConfig) -> Result<Program> {
-    let mut qz = Q {
+    let mut qz = Quantizer {
         cfg,
         cal,
         graph,
@@ -277,7 +316,16 @@ pub fn quantize(graph: &Graph, cal: &Calibration, cfg: &QuantConfig) -> Result<P
         });
     }
     for n in &graph.nodes {
-        quantize_node(&mut qz, n)?;
+        let mut ins: Vec<usize> = n.inputs.iter().map(|&v| qz.t(v)).collect();
+        let qn = n.op.family().quantize(&mut qz, n, &mut ins)?;
+        let out = qz.add_tensor(n.output, qn.scale, qn.bits, qn.dtype);
+        qz.nodes.push(PNode {
+            name: n.name.clone(),
+            onnx_op: n.onnx_op.clone(),
+            op: qn.op,
+            inputs: ins,
+            output: out,
+        });
     }
     let outputs = graph
         .outputs
@@ -296,234 +344,4 @@ pub fn quantize(graph: &Graph, cal: &Calibration, cfg: &QuantConfig) -> Result<P
     p.validate()
         .map_err(|e| AivmError::Quantize(format!("the quantized program is inconsistent: {e}")))?;
     Ok(p)
-}
-
-fn quantize_node(qz: &mut Q, n: &crate::ir::Node) -> Result<()> {
-    let m_out = qz.cal.max_abs[n.output];
-    let x = n.inputs[0];
-    let sx = qz.meta(x).scale;
-    let bx = qz.meta(x).bits;
-    let mut ins: Vec<usize> = n.inputs.iter().map(|&v| qz.t(v)).collect();
-    // (op, output scale, output bits, dtype)
-    let (op, scale, bits, dtype) = match &n.op {
-        FOp::Linear { geom, weight, bias } => {
-            let sw = qz.weight_scale(weight);
-            let nat = sx + sw;
-            let s = qz.choose(m_out).min(nat);
-            let bias = match bias {
-                Some(b) => quant_vec(b, nat),
-                None => vec![0; geom.channels()],
-            };
-            let op = Op::Linear {
-                geom: geom.clone(),
-                weight: quant_vec(weight, sw),
-                bias,
-                shift: nat - s,
-            };
-            (op, s, qz.bits(m_out, s)?, DType::F32)
-        }
-        FOp::Affine { mul, add } => {
-            let sm = mul.as_ref().map_or(0, |m| affine_scale(qz, &m.data, bx));
-            let nat = sx + sm;
-            let s = qz.choose(m_out).min(nat);
-            let op = Op::Affine {
-                mul: mul.as_ref().map(|m| quant_tensor(m, sm)),
-                add: add.as_ref().map(|a| quant_tensor(a, nat)),
-                shift: nat - s,
-            };
-            (op, s, qz.bits(m_out, s)?, DType::F32)
-        }
-        FOp::Binary(kind) => {
-            let sy = qz.meta(n.inputs[1]).scale;
-            let (la, lb, nat) = match kind {
-                BinKind::Mul => (0, 0, sx + sy),
-                _ => {
-                    let nat = sx.max(sy);
-                    (nat - sx, nat - sy, nat)
-                }
-            };
-            let s = qz.choose(m_out).min(nat);
-            (
-                Op::Binary {
-                    kind: *kind,
-                    la,
-                    lb,
-                    shift: nat - s,
-                },
-                s,
-                qz.bits(m_out, s)?,
-                DType::F32,
-            )
-        }
-        FOp::Relu => (Op::Relu, sx, bx, DType::F32),
-        FOp::LeakyRelu { alpha } => {
-            const ALPHA_SCALE: u32 = 16;
-            let a = q(*alpha as f64, ALPHA_SCALE);
-            let z_bits = crate::ops::elementwise::leaky_z_bits(bx, a, ALPHA_SCALE);
-            (
-                Op::LeakyRelu {
-                    alpha: a,
-                    alpha_scale: ALPHA_SCALE,
-                },
-                sx,
-                bx.max(z_bits),
-                DType::F32,
-            )
-        }
-        FOp::Clip { lo, hi } => {
-            let lo = lo.map(|l| q(l as f64, sx));
-            let hi = hi.map(|h| q(h as f64, sx));
-            (Op::Clip { lo, hi }, sx, bx, DType::F32)
-        }
-        FOp::Lut(LutFn::Rsqrt) => {
-            // The table spans the calibrated input range (with headroom) in at most 2,048
-            // steps; entries are capped at the output tensor's range.
-            let m_in = (qz.cal.max_abs[x] * qz.cfg.headroom).max(f64::MIN_POSITIVE);
-            let fit = (2047.0 / m_in).log2().floor().clamp(0.0, 14.0) as u32;
-            let ts = qz.cfg.fixed_scale.map_or(fit, |s| s.min(fit));
-            let s = qz.choose(m_out);
-            let bits = qz.bits(m_out, s)?;
-            let cap = (1i64 << (bits - 1)) - 1;
-            let (lo, _hi, table) = lut::build_table_on(LutFn::Rsqrt, (0.0, m_in), ts, s, cap);
-            let op = Op::Lut {
-                func: LutFn::Rsqrt,
-                in_shift: sx as i32 - ts as i32,
-                lo,
-                table,
-            };
-            (op, s, bits, DType::F32)
-        }
-        FOp::Lut(f) => {
-            let ts = qz
-                .cfg
-                .fixed_scale
-                .map_or(f.table_scale(), |s| s.min(f.table_scale()));
-            let s = qz.choose(1.0);
-            let (lo, _hi, table) = lut::build_table(*f, ts, s);
-            let op = Op::Lut {
-                func: *f,
-                in_shift: sx as i32 - ts as i32,
-                lo,
-                table,
-            };
-            (op, s, qz.bits(1.0, s)?, DType::F32)
-        }
-        FOp::Softmax(groups) => {
-            let ts = qz.cfg.fixed_scale.map_or(LutFn::Exp.table_scale(), |s| {
-                s.min(LutFn::Exp.table_scale())
-            });
-            const EXP_SCALE: u32 = 16;
-            let (lo, _hi, table) = lut::build_table(LutFn::Exp, ts, EXP_SCALE);
-            let s = qz.choose(1.0);
-            let op = Op::Softmax {
-                groups: groups.clone(),
-                in_shift: sx as i32 - ts as i32,
-                lo,
-                table,
-                out_scale: s,
-            };
-            (op, s, qz.bits(1.0, s)?, DType::F32)
-        }
-        FOp::Reduce { kind, groups } => match kind {
-            ReduceKind::Sum => {
-                let s = qz.choose(m_out).min(sx);
-                (
-                    Op::Reduce {
-                        kind: *kind,
-                        groups: groups.clone(),
-                        shift: sx - s,
-                    },
-                    s,
-                    qz.bits(m_out, s)?,
-                    DType::F32,
-                )
-            }
-            _ => (
-                Op::Reduce {
-                    kind: *kind,
-                    groups: groups.clone(),
-                    shift: 0,
-                },
-                sx,
-                bx,
-                DType::F32,
-            ),
-        },
-        FOp::ArgMax(groups) => {
-            let len = groups.groups().first().map_or(1, |g| g.members.len());
-            (
-                Op::ArgMax {
-                    groups: groups.clone(),
-                },
-                0,
-                bits_for(len as f64, 0),
-                DType::I64,
-            )
-        }
-        FOp::Copy(spec) => {
-            let dtype = qz.graph.values[x].dtype;
-            if let CopySpec::Concat { .. } = spec {
-                // Align every input to the smallest scale among them.
-                let s = n
-                    .inputs
-                    .iter()
-                    .map(|&v| qz.meta(v).scale)
-                    .min()
-                    .unwrap_or(sx);
-                let mut bits = 0;
-                for (k, &v) in n.inputs.iter().enumerate() {
-                    let meta = qz.meta(v).clone();
-                    bits = u32::max(bits, meta.bits);
-                    if meta.scale > s {
-                        qz.tensors.push(TensorMeta {
-                            scale: s,
-                            ..meta.clone()
-                        });
-                        let id = qz.tensors.len() - 1;
-                        qz.nodes.push(PNode {
-                            name: format!("{}:align{k}", n.name),
-                            onnx_op: n.onnx_op.clone(),
-                            op: Op::Rescale {
-                                shift: meta.scale - s,
-                            },
-                            inputs: vec![ins[k]],
-                            output: id,
-                        });
-                        ins[k] = id;
-                    }
-                }
-                (Op::Copy { spec: spec.clone() }, s, bits, dtype)
-            } else {
-                (Op::Copy { spec: spec.clone() }, sx, bx, dtype)
-            }
-        }
-        FOp::Gather { table } => {
-            let m = table
-                .data
-                .iter()
-                .fold(0.0f64, |a, &v| a.max((v as f64).abs()));
-            let s = qz.choose(m);
-            (
-                Op::Gather {
-                    table: quant_tensor(table, s),
-                },
-                s,
-                qz.bits(m, s)?,
-                DType::F32,
-            )
-        }
-    };
-    let out = qz.add_tensor(n.output, scale, bits, dtype);
-    debug_assert_eq!(
-        numel(&qz.tensors[out].shape),
-        numel(&qz.graph.values[n.output].shape)
-    );
-    qz.nodes.push(PNode {
-        name: n.name.clone(),
-        onnx_op: n.onnx_op.clone(),
-        op,
-        inputs: ins,
-        output: out,
-    });
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! devnet's canonical encoding of what it hashes and signs.
 
 use crate::error::{AivmError, Result};
+use crate::tensor::Tensor;
 
 pub struct W(pub Vec<u8>);
 
@@ -34,6 +35,31 @@ impl W {
     pub fn i64s(&mut self, v: &[i64]) {
         self.len(v.len());
         v.iter().for_each(|&x| self.i(x));
+    }
+    pub fn tensor(&mut self, t: &Tensor<i64>) {
+        self.usizes(&t.shape);
+        self.i64s(&t.data);
+    }
+    pub fn opt_tensor(&mut self, t: &Option<Tensor<i64>>) {
+        match t {
+            None => self.u(0),
+            Some(t) => {
+                self.u(1);
+                self.tensor(t);
+            }
+        }
+    }
+    pub fn opt_i(&mut self, v: Option<i64>) {
+        match v {
+            None => self.u(0),
+            Some(x) => {
+                self.u(1);
+                self.i(x);
+            }
+        }
+    }
+    pub fn flag(&mut self, b: bool) {
+        self.u(b as u64);
     }
 }
 
@@ -114,5 +140,37 @@ impl<'a> R<'a> {
     pub fn i64s(&mut self) -> Result<Vec<i64>> {
         let n = self.count()?;
         (0..n).map(|_| self.i()).collect()
+    }
+    pub fn tensor(&mut self) -> Result<Tensor<i64>> {
+        let shape = self.usizes()?;
+        let data = self.i64s()?;
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if n != Some(data.len()) {
+            return Err(AivmError::Decode(
+                "constant tensor length does not match its shape".into(),
+            ));
+        }
+        Ok(Tensor { shape, data })
+    }
+    pub fn opt_tensor(&mut self) -> Result<Option<Tensor<i64>>> {
+        match self.u()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.tensor()?)),
+            _ => Err(AivmError::Decode("bad option tag".into())),
+        }
+    }
+    pub fn opt_i(&mut self) -> Result<Option<i64>> {
+        match self.u()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.i()?)),
+            _ => Err(AivmError::Decode("bad option tag".into())),
+        }
+    }
+    pub fn flag(&mut self) -> Result<bool> {
+        match self.u()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(AivmError::Decode("bad flag".into())),
+        }
     }
 }

@@ -241,15 +241,21 @@ pub fn run_with_progress(
         if last_fault.elapsed() >= spec.fault_every && report.submitted < spec.tasks {
             last_fault = Instant::now();
             let byz = spec.byzantine.map(|b| b.0);
-            if nemesis.step(api, &mut rng, n, byz, &mut report.faults) && healed_at.is_none() {
-                healed_at = Some((Instant::now(), api.status().height));
+            if nemesis.step(api, &mut rng, n, byz, &mut report.faults) {
+                healed_at.get_or_insert((Instant::now(), api.status().height));
+            } else {
+                // A new fault before the chain moved on: that recovery was cut short, and
+                // timing it would count the new fault's outage too.
+                healed_at = None;
             }
         }
         if report.submitted >= spec.tasks && nemesis_active(&nemesis) {
             nemesis.heal_all(api);
             healed_at.get_or_insert((Instant::now(), api.status().height));
         }
-        if start.elapsed() > spec.settle + spec.fault_every * (spec.tasks as u32 + 1) {
+        // A generous cap (a task takes about a second here): the loop ends even if the chain
+        // never recovers, and the report then shows the tasks that were not resolved.
+        if start.elapsed() > spec.settle + Duration::from_secs(5) * (spec.tasks as u32 + 1) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -257,12 +263,21 @@ pub fn run_with_progress(
     nemesis.heal_all(api);
     // Let the last tasks resolve and every validator catch up.
     let deadline = Instant::now() + spec.settle;
-    while Instant::now() < deadline
-        && (acknowledged.iter().any(|id| !resolved(api, id)) || !caught_up(api))
-    {
+    let pending = |api: &DevnetApi| acknowledged.iter().any(|id| !resolved(api, id));
+    while Instant::now() < deadline && (pending(api) || !caught_up(api)) {
+        if let Some((at, h)) = healed_at
+            && api.status().height > h
+        {
+            report.recovery_ms.push(at.elapsed().as_millis() as u64);
+            healed_at = None;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    if let Some((at, _)) = healed_at {
+    // A chain that never moved again after the last heal counts as not recovered only if it
+    // had work to do (an idle chain makes no blocks).
+    if let Some((at, _)) = healed_at
+        && pending(api)
+    {
         report.recovery_ms.push(at.elapsed().as_millis() as u64);
     }
     report.acknowledged = acknowledged.len();

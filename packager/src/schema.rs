@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use lightchain_aivm::error::ShapeDisplay;
 use lightchain_aivm::guard::GuardedModel;
-use lightchain_aivm::{DType, ImportOptions, Model, lower};
-use onnx_protobuf::type_proto;
+use lightchain_aivm::onnx::{self, value_info};
+use lightchain_aivm::{DType, ImportOptions, Model};
 
 use crate::error::{ManifestIssue, PackageError, Result};
 use crate::manifest::{DTypeSpec, Manifest, TensorSpec};
@@ -36,39 +36,18 @@ fn declared_inputs(g: &GuardedModel) -> Vec<Declared> {
     let Some(graph) = g.proto.graph.as_ref() else {
         return vec![];
     };
-    let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    graph
-        .input
-        .iter()
-        .filter(|v| !inits.contains(&v.name.as_str()))
-        .map(|v| {
-            let (dims, dtype) = match v.type_.as_ref().and_then(|t| t.value.as_ref()) {
-                Some(type_proto::Value::TensorType(tt)) => (
-                    tt.shape
-                        .as_ref()
-                        .map(|s| {
-                            s.dim
-                                .iter()
-                                .map(|d| {
-                                    (d.has_dim_value() && d.dim_value() > 0)
-                                        .then(|| d.dim_value() as usize)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    match tt.elem_type {
-                        1 | 11 => Some(DType::F32),
-                        6 | 7 => Some(DType::I64),
-                        _ => None,
-                    },
-                ),
-                _ => (vec![], None),
-            };
-            Declared {
+    value_info::runtime_inputs(graph)
+        .map(|v| match value_info::decode(v) {
+            Some(d) => Declared {
+                name: d.name.clone(),
+                dims: d.dims().iter().map(|x| x.fixed()).collect(),
+                dtype: d.dtype(),
+            },
+            None => Declared {
                 name: v.name.clone(),
-                dims,
-                dtype,
-            }
+                dims: vec![],
+                dtype: None,
+            },
         })
         .collect()
 }
@@ -152,7 +131,7 @@ pub fn check_and_lower(manifest: &Manifest, guarded: GuardedModel) -> Result<Mod
             .collect::<HashMap<_, _>>(),
         ..ImportOptions::default()
     };
-    let graph = lower::lower(&guarded, &opts)?;
+    let graph = onnx::lower(&guarded, &opts)?;
     let model = Model { guarded, graph };
     let outs = model.outputs();
     let out_names: Vec<&str> = outs.iter().map(|o| o.name.as_str()).collect();

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use lightchain_aivm::circuit::{Visibility, Witness};
 use lightchain_aivm::gas;
+use lightchain_aivm::onnx::value_info::{self, Dim};
 use lightchain_aivm::proof::{Keys, ParamsCache};
-use lightchain_aivm::{ImportOptions, Inputs, Model, Program, Tensor, lower};
+use lightchain_aivm::{ImportOptions, Inputs, Model, Program, Tensor, onnx};
 use lightchain_packager::Package;
 use lightchain_packager::manifest::DTypeSpec;
 use serde::{Deserialize, Serialize};
@@ -101,22 +102,16 @@ pub enum ProfileEvent {
 /// The last symbolic dimension of the model's first input, if any.
 pub fn size_axis(pkg: &Package) -> Option<SizeAxis> {
     let graph = pkg.model.guarded.proto.graph.as_ref()?;
-    let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let first = graph
-        .input
-        .iter()
-        .find(|v| !inits.contains(&v.name.as_str()))?;
-    let Some(onnx_protobuf::type_proto::Value::TensorType(tt)) =
-        first.type_.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let first = value_info::decode(value_info::runtime_inputs(graph).next()?)?;
+    let dims = first.dims();
+    let axis = dims.iter().rposition(|d| matches!(d, Dim::Param(_)))?;
+    let Dim::Param(dim_name) = &dims[axis] else {
         return None;
     };
-    let dims = &tt.shape.as_ref()?.dim;
-    let axis = dims.iter().rposition(|d| d.has_dim_param())?;
     Some(SizeAxis {
         input: first.name.clone(),
         axis,
-        dim_name: dims[axis].dim_param().to_string(),
+        dim_name: dim_name.clone(),
     })
 }
 
@@ -182,7 +177,7 @@ fn program_for(pkg: &Package, shapes: &[Vec<usize>]) -> Result<(Model, Program)>
         input_shapes: names.into_iter().zip(shapes.iter().cloned()).collect(),
         ..ImportOptions::default()
     };
-    let graph = lower::lower(&pkg.model.guarded, &opts)?;
+    let graph = onnx::lower(&pkg.model.guarded, &opts)?;
     let model = Model {
         guarded: pkg.model.guarded.clone(),
         graph,

@@ -138,7 +138,10 @@ impl DevnetProcess {
 
     /// The devnet's JSON-RPC URL.
     pub fn url(&self) -> String {
-        self.config["rpc_url"].as_str().unwrap_or_default().to_string()
+        self.config["rpc_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 

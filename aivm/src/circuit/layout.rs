@@ -8,8 +8,8 @@ use halo2_proofs::plonk::Error;
 use super::ctx::{Cell, Ctx, fp};
 use super::tables::Tables;
 use super::{Visibility, pack_slots, pow2};
-use crate::ops::{elementwise, gather, group, linear, lut};
-use crate::program::{Op, Program};
+use crate::ops::LayoutArgs;
+use crate::program::Program;
 use crate::tensor::numel;
 
 /// The cells a layout exposes to the instance.
@@ -64,96 +64,14 @@ pub fn layout(
             .iter()
             .map(|&t| cells[t].as_deref().ok_or(Error::Synthesis))
             .collect::<Result<_, _>>()?;
-        let in_bits: Vec<u32> = n.inputs.iter().map(|&t| program.tensors[t].bits).collect();
         let out = &program.tensors[n.output];
-        let tag = tables.node_tag[ni];
-        let y = match &n.op {
-            Op::Linear {
-                geom,
-                weight,
-                bias,
-                shift,
-            } => linear::layout(ctx, geom, weight, bias, *shift, ins[0], out.bits)?,
-            Op::Affine { mul, add, shift } => elementwise::layout_affine(
-                ctx,
-                &program.tensors[n.inputs[0]].shape,
-                mul.as_ref(),
-                add.as_ref(),
-                *shift,
-                ins[0],
-                out.bits,
-            )?,
-            Op::Binary {
-                kind,
-                la,
-                lb,
-                shift,
-            } => elementwise::layout_binary(
-                ctx,
-                *kind,
-                (*la, *lb, *shift),
-                (ins[0], &program.tensors[n.inputs[0]].shape),
-                (ins[1], &program.tensors[n.inputs[1]].shape),
-                &out.shape,
-                out.bits,
-            )?,
-            Op::Relu => ins[0]
-                .iter()
-                .map(|x| ctx.cmp_const(x, 0, false, in_bits[0]))
-                .collect::<Result<_, _>>()?,
-            Op::LeakyRelu { alpha, alpha_scale } => {
-                elementwise::layout_leaky(ctx, *alpha, *alpha_scale, ins[0], in_bits[0])?
-            }
-            Op::Clip { lo, hi } => elementwise::layout_clip(ctx, *lo, *hi, ins[0], in_bits[0])?,
-            Op::Lut {
-                in_shift,
-                lo,
-                table,
-                ..
-            } => lut::layout(
-                ctx,
-                tag.ok_or(Error::Synthesis)?,
-                *in_shift,
-                *lo,
-                table,
-                ins[0],
-                in_bits[0],
-            )?,
-            Op::Softmax {
-                groups,
-                in_shift,
-                lo,
-                table,
-                out_scale,
-            } => group::layout_softmax(
-                ctx,
-                tag.ok_or(Error::Synthesis)?,
-                groups,
-                (*in_shift, *lo, table),
-                *out_scale,
-                ins[0],
-                in_bits[0],
-                out.bits,
-            )?,
-            Op::Reduce {
-                kind,
-                groups,
-                shift,
-            } => group::layout_reduce(ctx, *kind, groups, *shift, ins[0], in_bits[0], out.bits)?,
-            Op::ArgMax { groups } => group::layout_argmax(ctx, groups, ins[0], in_bits[0])?,
-            Op::Copy { spec } => spec
-                .sources(ins[0].len())
-                .into_iter()
-                .map(|(k, i)| ins[k][i].clone())
-                .collect(),
-            Op::Rescale { shift } => ins[0]
-                .iter()
-                .map(|x| ctx.affine(0, &[(1, x)], *shift, out.bits))
-                .collect::<Result<_, _>>()?,
-            Op::Gather { table } => {
-                gather::layout(ctx, tag.ok_or(Error::Synthesis)?, table, ins[0])?
-            }
+        let args = LayoutArgs {
+            ins,
+            in_meta: n.inputs.iter().map(|&t| &program.tensors[t]).collect(),
+            out,
+            tag: tables.node_tag[ni],
         };
+        let y = n.op.family().layout(ctx, &args)?;
         debug_assert_eq!(
             y.len(),
             numel(&out.shape),

@@ -11,7 +11,7 @@ use halo2_proofs::plonk::Error;
 
 use super::config::Config;
 use super::ctx::fp;
-use crate::program::{Op, Program};
+use crate::program::Program;
 
 /// Rows of the range table for `limb_bits`: every `(tag, value)` with `value < 2^tag`, tags
 /// 0..=limb_bits.
@@ -35,24 +35,7 @@ impl Tables {
         let mut seen: HashMap<Vec<(i128, i128)>, u64> = HashMap::new();
         let mut node_tag = Vec::with_capacity(program.nodes.len());
         for n in &program.nodes {
-            let rows: Option<Vec<(i128, i128)>> = match &n.op {
-                Op::Lut { lo, table, .. } | Op::Softmax { lo, table, .. } => Some(
-                    table
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| (*lo as i128 + i as i128, v as i128))
-                        .collect(),
-                ),
-                Op::Gather { table } => Some(
-                    table
-                        .data
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| (i as i128, v as i128))
-                        .collect(),
-                ),
-                _ => None,
-            };
+            let rows = n.op.family().table_rows();
             node_tag.push(rows.map(|rows| {
                 let next = seen.len() as u64 + 1;
                 *seen.entry(rows.clone()).or_insert_with(|| {

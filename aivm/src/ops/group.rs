@@ -1,9 +1,13 @@
-//! Ops that combine groups of elements: pooling, reductions, softmax and argmax. A [`GroupSpec`]
-//! lists, for every output (or every softmax row), the input elements it reads, in axis order.
+//! Groupings of elements, shared by the families that combine groups (reductions and pooling,
+//! softmax, argmax). A [`GroupSpec`] lists, for every output (or every softmax row), the input
+//! elements it reads, in axis order.
 
 use serde::{Deserialize, Serialize};
 
+use super::prod;
+use crate::error::{AivmError, Result};
 use crate::tensor::{numel, strides, unravel};
+use crate::wire::{R, W};
 
 /// How input elements are grouped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,204 +127,87 @@ impl GroupSpec {
     }
 }
 
-/// What a reduction computes over each group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReduceKind {
-    Sum,
-    Mean,
-    Max,
-}
-
-/// Float reduction.
-pub fn reduce_f(kind: ReduceKind, groups: &[Group], x: &[f64]) -> Vec<f64> {
-    groups
-        .iter()
-        .map(|g| match kind {
-            ReduceKind::Sum => g.members.iter().map(|&i| x[i]).sum(),
-            ReduceKind::Mean => g.members.iter().map(|&i| x[i]).sum::<f64>() / g.divisor as f64,
-            ReduceKind::Max => g
-                .members
-                .iter()
-                .map(|&i| x[i])
-                .fold(f64::NEG_INFINITY, f64::max),
-        })
-        .collect()
-}
-
-/// Integer reduction before any rescale: Sum is exact, Mean divides with round-half-up by the
-/// group's divisor, Max is exact. Groups are never empty (the lowering refuses such windows).
-pub fn reduce_i(kind: ReduceKind, groups: &[Group], x: &[i64]) -> Vec<i64> {
-    groups
-        .iter()
-        .map(|g| {
-            let it = g.members.iter().map(|&i| x[i]);
-            match kind {
-                ReduceKind::Sum => it.sum(),
-                ReduceKind::Mean => super::div_round(it.sum(), g.divisor as i64),
-                ReduceKind::Max => it.max().unwrap_or(0),
-            }
-        })
-        .collect()
-}
-
-/// Index of the first maximum of each group (ties go to the lowest index, as ONNX's default).
-pub fn argmax<T: PartialOrd + Copy>(groups: &[Group], x: &[T]) -> Vec<i64> {
-    groups
-        .iter()
-        .map(|g| {
-            let mut best = 0;
-            for (j, &i) in g.members.iter().enumerate() {
-                if x[i] > x[g.members[best]] {
-                    best = j;
-                }
-            }
-            best as i64
-        })
-        .collect()
-}
-
-/// Float softmax over each group; output has the input's layout.
-pub fn softmax_f(groups: &[Group], x: &[f64]) -> Vec<f64> {
-    let mut y = vec![0.0; x.len()];
-    for g in groups {
-        let m = g
-            .members
-            .iter()
-            .map(|&i| x[i])
-            .fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = g.members.iter().map(|&i| (x[i] - m).exp()).sum();
-        for &i in &g.members {
-            y[i] = (x[i] - m).exp() / s;
+/// Whether a grouping fits an input of `in_len` elements and every group is well formed.
+pub fn groups_ok(g: &GroupSpec, in_len: usize) -> bool {
+    match g {
+        GroupSpec::Axes { shape, axes } => {
+            prod(shape) == Some(in_len)
+                && !axes.is_empty()
+                && axes.windows(2).all(|w| w[0] < w[1])
+                && axes.iter().all(|&a| a < shape.len())
+                && axes.iter().all(|&a| shape[a] > 0)
+        }
+        GroupSpec::Pool2d(p) => {
+            prod(&[p.n, p.c, p.h, p.w]) == Some(in_len)
+                && prod(&[p.n, p.c, p.oh, p.ow, p.kh, p.kw]).is_some()
+                && prod(&[p.oh, p.stride[0]]).is_some()
+                && prod(&[p.ow, p.stride[1]]).is_some()
+                && p.kh > 0
+                && p.kw > 0
+                && p.stride.iter().all(|&s| s > 0)
+                && g.groups()
+                    .iter()
+                    .all(|gr| !gr.members.is_empty() && gr.divisor > 0)
         }
     }
-    y
 }
 
-/// Integer softmax: per group, `d = x - max`, `t = clamp(rescale(d), lo, 0)`, `e = table[t - lo]`,
-/// `y = floor(e·2^out_scale / Σe)`. The maximum's `e` is the table's top entry, so `Σe > 0`.
-pub fn softmax_i(
-    groups: &[Group],
-    x: &[i64],
-    in_shift: i32,
-    lo: i64,
-    table: &[i64],
-    out_scale: u32,
-) -> Vec<i64> {
-    let mut y = vec![0; x.len()];
-    for g in groups {
-        let m = g.members.iter().map(|&i| x[i]).max().unwrap_or(0);
-        let e: Vec<i64> = g
-            .members
-            .iter()
-            .map(|&i| table[(super::lut::shift_signed(x[i] - m, in_shift).max(lo) - lo) as usize])
-            .collect();
-        let s: i64 = e.iter().sum();
-        for (&i, &ei) in g.members.iter().zip(&e) {
-            y[i] = (ei << out_scale) / s;
-        }
-    }
-    y
-}
-
-use crate::circuit::ctx::{Cell, Ctx};
-use halo2_proofs::plonk::Error;
-
-/// Circuit layout of [`reduce_i`] (+ rescale): sums are dot chains of ones, means divide with
-/// the constant-divisor gadget, maxima use the product-chain maximum.
-pub fn layout_reduce(
-    ctx: &mut Ctx,
-    kind: ReduceKind,
-    groups: &GroupSpec,
-    shift: u32,
-    x: &[Cell],
-    in_bits: u32,
-    out_bits: u32,
-) -> Result<Vec<Cell>, Error> {
-    groups
-        .groups()
-        .iter()
-        .map(|g| {
-            let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
-            match kind {
-                ReduceKind::Max => ctx.max_of(&xs, in_bits),
-                ReduceKind::Sum => {
-                    let terms: Vec<(i128, &Cell)> = xs.iter().map(|c| (1, *c)).collect();
-                    ctx.affine(0, &terms, shift, out_bits)
-                }
-                ReduceKind::Mean => {
-                    let terms: Vec<(i128, &Cell)> = xs.iter().map(|c| (1, *c)).collect();
-                    let (row, acc) = ctx.dot(0, &terms)?;
-                    let d = g.divisor as i128;
-                    ctx.divide_at(row, acc.v, d, d / 2, out_bits)
-                }
+impl GroupSpec {
+    /// Writes the grouping into the program encoding.
+    pub fn encode(&self, w: &mut W) {
+        match self {
+            GroupSpec::Axes { shape, axes } => {
+                w.u(0);
+                w.usizes(shape);
+                w.usizes(axes);
             }
-        })
-        .collect()
-}
-
-/// Circuit layout of [`argmax`]: the one-hot argmax gadget per group.
-pub fn layout_argmax(
-    ctx: &mut Ctx,
-    groups: &GroupSpec,
-    x: &[Cell],
-    in_bits: u32,
-) -> Result<Vec<Cell>, Error> {
-    groups
-        .groups()
-        .iter()
-        .map(|g| {
-            let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
-            ctx.argmax_of(&xs, in_bits)
-        })
-        .collect()
-}
-
-/// Circuit layout of [`softmax_i`]: the group maximum, `x - max` shifted to the table's scale,
-/// clamped below, looked up in the exp table, summed, and divided.
-#[allow(clippy::too_many_arguments)]
-pub fn layout_softmax(
-    ctx: &mut Ctx,
-    tag: u64,
-    groups: &GroupSpec,
-    (in_shift, lo, table): (i32, i64, &[i64]),
-    out_scale: u32,
-    x: &[Cell],
-    in_bits: u32,
-    out_bits: u32,
-) -> Result<Vec<Cell>, Error> {
-    let mut out: Vec<Option<Cell>> = vec![None; x.len()];
-    let top = table.iter().copied().max().unwrap_or(1).max(1) as i128;
-    for g in groups.groups() {
-        let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
-        let m = ctx.max_of(&xs, in_bits)?;
-        let mut es = Vec::with_capacity(xs.len());
-        for xi in &xs {
-            let (t, t_bits) = if in_shift >= 0 {
-                (
-                    ctx.affine(0, &[(1, *xi), (-1, &m)], in_shift as u32, in_bits + 1)?,
-                    in_bits + 1,
-                )
-            } else {
-                let k = in_shift.unsigned_abs();
-                let bits = in_bits + 1 + k;
-                (
-                    ctx.affine(0, &[(1i128 << k, *xi), (-(1i128 << k), &m)], 0, bits)?,
-                    bits,
-                )
-            };
-            let bits = t_bits.max(super::signed_bits(lo as i128)) + 1;
-            let c = ctx.cmp_const(&t, lo as i128, false, bits)?;
-            let e = c.v.map(|cv| table[(cv - lo as i128) as usize] as i128);
-            es.push(ctx.lut(tag, &c, e)?);
-        }
-        let terms: Vec<(i128, &Cell)> = es.iter().map(|e| (1, e)).collect();
-        let (_, s) = ctx.dot(0, &terms)?;
-        let sbits = super::signed_bits(top * es.len() as i128);
-        for (&i, e) in g.members.iter().zip(&es) {
-            out[i] = Some(ctx.softmax_div(e, &s, out_scale, sbits, out_bits)?);
+            GroupSpec::Pool2d(p) => {
+                w.u(1);
+                w.usizes(&[
+                    p.n,
+                    p.c,
+                    p.h,
+                    p.w,
+                    p.kh,
+                    p.kw,
+                    p.stride[0],
+                    p.stride[1],
+                    p.pad[0],
+                    p.pad[1],
+                    p.oh,
+                    p.ow,
+                ]);
+                w.flag(p.count_include_pad);
+            }
         }
     }
-    out.into_iter().map(|c| c.ok_or(Error::Synthesis)).collect()
+
+    /// Reads a grouping back.
+    pub fn decode(r: &mut R) -> Result<GroupSpec> {
+        Ok(match r.u()? {
+            0 => GroupSpec::Axes {
+                shape: r.usizes()?,
+                axes: r.usizes()?,
+            },
+            1 => {
+                let [n, c, h, w, kh, kw, s0, s1, p0, p1, oh, ow] = r.fixed::<12>()?;
+                GroupSpec::Pool2d(Pool2d {
+                    n,
+                    c,
+                    h,
+                    w,
+                    kh,
+                    kw,
+                    stride: [s0, s1],
+                    pad: [p0, p1],
+                    oh,
+                    ow,
+                    count_include_pad: r.flag()?,
+                })
+            }
+            _ => return Err(AivmError::Decode("unknown group kind".into())),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -367,15 +254,5 @@ mod tests {
         })
         .groups();
         assert_eq!(gs[0].divisor, 9);
-    }
-
-    #[test]
-    fn argmax_breaks_ties_low() {
-        let g = GroupSpec::Axes {
-            shape: vec![4],
-            axes: vec![0],
-        }
-        .groups();
-        assert_eq!(argmax(&g, &[1, 5, 5, 2]), vec![1]);
     }
 }

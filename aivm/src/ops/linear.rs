@@ -2,7 +2,44 @@
 //! bias. Gemm, MatMul with one constant operand, Conv (1-D and 2-D) and folded BatchNormalization
 //! all lower to this one family, so the circuit needs one dot-product gate for all of them.
 
+use halo2_proofs::plonk::Error as PlonkError;
 use serde::{Deserialize, Serialize};
+
+use super::{
+    Decode, FloatArgs, FloatOp, IntArgs, IntOp, LIMIT, LayoutArgs, Op, magnitude, params_if, prod,
+    shift_ok,
+};
+use crate::circuit::ctx::{Cell, Ctx};
+use crate::error::{AivmError, Result};
+use crate::ir::{FOp, Node};
+use crate::onnx::attrs::{Window, nchw, pads_and_out, per_channel, spatial2};
+use crate::onnx::{Cx, Lowering, NodeIn, Val};
+use crate::program::{Invalid, TensorMeta};
+use crate::quantize::{Quantized, Quantizer, quant_vec};
+use crate::tensor::{broadcast_shape, numel};
+use crate::wire::{R, W};
+
+const KIND: &str = "linear";
+
+/// The ONNX ops that become linear ops.
+pub const ONNX: &[(&str, Lowering)] = &[("Conv", conv), ("Gemm", gemm), ("MatMul", matmul)];
+
+/// A float linear op: `y = bias[ch] + Σ w·x`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FLinear {
+    pub geom: LinearGeom,
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// An integer linear op: `y = rescale(bias[ch] + Σ w·x, shift)`; bias is at the product's scale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Linear {
+    pub geom: LinearGeom,
+    pub weight: Vec<i64>,
+    pub bias: Vec<i64>,
+    pub shift: u32,
+}
 
 /// Where the weights and inputs of each output element come from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,26 +255,413 @@ pub fn max_abs_row(geom: &LinearGeom, w: &[i64], bias: &[i64], in_bound: i128) -
 /// Circuit layout: one dot-product chain per output (zero weights skipped: they add nothing),
 /// then the rescale gadget. Constrains exactly [`accumulate_i`] followed by
 /// [`super::rescale`].
-pub fn layout(
-    ctx: &mut crate::circuit::ctx::Ctx,
-    geom: &LinearGeom,
-    weight: &[i64],
-    bias: &[i64],
-    shift: u32,
-    x: &[crate::circuit::ctx::Cell],
-    out_bits: u32,
-) -> Result<Vec<crate::circuit::ctx::Cell>, halo2_proofs::plonk::Error> {
-    (0..geom.out_len())
+fn layout(op: &Linear, ctx: &mut Ctx, x: &[Cell], out_bits: u32) -> Result<Vec<Cell>, PlonkError> {
+    (0..op.geom.out_len())
         .map(|o| {
             let mut terms = Vec::new();
-            geom.for_each_term(o, |wi, xi| {
-                if weight[wi] != 0 {
-                    terms.push((weight[wi] as i128, &x[xi]));
+            op.geom.for_each_term(o, |wi, xi| {
+                if op.weight[wi] != 0 {
+                    terms.push((op.weight[wi] as i128, &x[xi]));
                 }
             });
-            ctx.affine(bias[geom.channel_of(o)] as i128, &terms, shift, out_bits)
+            let b = op.bias[op.geom.channel_of(o)] as i128;
+            ctx.affine(b, &terms, op.shift, out_bits)
         })
         .collect()
+}
+
+impl FloatOp for FLinear {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn eval(&self, a: &FloatArgs) -> Vec<f64> {
+        eval_f(&self.geom, &self.weight, self.bias.as_deref(), a.ins[0])
+    }
+
+    fn macs(&self, _out_len: usize) -> u64 {
+        self.geom.macs()
+    }
+
+    fn quantize(&self, q: &mut Quantizer, n: &Node, _ins: &mut Vec<usize>) -> Result<Quantized> {
+        let sx = q.meta(n.inputs[0]).scale;
+        let m_out = q.max_abs(n.output);
+        let sw = q.weight_scale(&self.weight);
+        let nat = sx + sw;
+        let s = q.choose(m_out).min(nat);
+        let bias = match &self.bias {
+            Some(b) => quant_vec(b, nat),
+            None => vec![0; self.geom.channels()],
+        };
+        let op = Op::Linear(Linear {
+            geom: self.geom.clone(),
+            weight: quant_vec(&self.weight, sw),
+            bias,
+            shift: nat - s,
+        });
+        Ok(Quantized::real(op, s, q.bits(m_out, s)?))
+    }
+}
+
+impl IntOp for Linear {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn eval(&self, a: &IntArgs) -> Result<Vec<i64>> {
+        Ok(accumulate_i(&self.geom, &self.weight, &self.bias, a.ins[0])
+            .into_iter()
+            .map(|v| super::rescale(v, self.shift))
+            .collect())
+    }
+
+    fn check(&self, ins: &[&TensorMeta], out: &TensorMeta) -> std::result::Result<(), Invalid> {
+        let g = &self.geom;
+        params_if(
+            geom_sizes_ok(g)
+                && g.in_len() == numel(&ins[0].shape)
+                && g.out_len() == numel(&out.shape)
+                && g.weight_len() == self.weight.len()
+                && self.bias.len() == g.channels()
+                && shift_ok(self.shift)
+                && conv_ok(g),
+        )
+    }
+
+    fn bounded(&self, ins: &[&TensorMeta]) -> bool {
+        max_abs_row(&self.geom, &self.weight, &self.bias, magnitude(ins[0])) < LIMIT
+    }
+
+    fn static_out_bits(&self, _ins: &[&TensorMeta]) -> Option<u32> {
+        None
+    }
+
+    fn macs(&self, _out_len: usize) -> u64 {
+        self.geom.macs()
+    }
+
+    fn params(&self) -> u64 {
+        (self.weight.len() + self.bias.len()) as u64
+    }
+
+    fn lookups(&self, _out_len: usize) -> u64 {
+        0
+    }
+
+    fn table_rows(&self) -> Option<Vec<(i128, i128)>> {
+        None
+    }
+
+    fn layout(&self, ctx: &mut Ctx, a: &LayoutArgs) -> Result<Vec<Cell>, PlonkError> {
+        layout(self, ctx, a.ins[0], a.out.bits)
+    }
+
+    fn encode(&self, w: &mut W) {
+        match &self.geom {
+            LinearGeom::MatMul { batch, m, k, n } => {
+                w.u(0);
+                w.usizes(&[*batch, *m, *k, *n]);
+            }
+            LinearGeom::MatMulLeft { batch, m, k, n } => {
+                w.u(1);
+                w.usizes(&[*batch, *m, *k, *n]);
+            }
+            LinearGeom::Conv2d(c) => {
+                w.u(2);
+                w.usizes(&[
+                    c.n,
+                    c.c_in,
+                    c.h,
+                    c.w,
+                    c.c_out,
+                    c.kh,
+                    c.kw,
+                    c.stride[0],
+                    c.stride[1],
+                    c.dilation[0],
+                    c.dilation[1],
+                    c.pad[0],
+                    c.pad[1],
+                    c.oh,
+                    c.ow,
+                ]);
+            }
+        }
+        w.i64s(&self.weight);
+        w.i64s(&self.bias);
+        w.u(self.shift as u64);
+    }
+}
+
+impl Decode for Linear {
+    fn decode(r: &mut R) -> Result<Self> {
+        let geom = match r.u()? {
+            0 => {
+                let [batch, m, k, n] = r.fixed::<4>()?;
+                LinearGeom::MatMul { batch, m, k, n }
+            }
+            1 => {
+                let [batch, m, k, n] = r.fixed::<4>()?;
+                LinearGeom::MatMulLeft { batch, m, k, n }
+            }
+            2 => {
+                let [n, c_in, h, w, c_out, kh, kw, s0, s1, d0, d1, p0, p1, oh, ow] =
+                    r.fixed::<15>()?;
+                LinearGeom::Conv2d(Conv2d {
+                    n,
+                    c_in,
+                    h,
+                    w,
+                    c_out,
+                    kh,
+                    kw,
+                    stride: [s0, s1],
+                    dilation: [d0, d1],
+                    pad: [p0, p1],
+                    oh,
+                    ow,
+                })
+            }
+            _ => return Err(AivmError::Decode("unknown linear geometry".into())),
+        };
+        Ok(Linear {
+            geom,
+            weight: r.i64s()?,
+            bias: r.i64s()?,
+            shift: r.u32()?,
+        })
+    }
+}
+
+fn conv_ok(geom: &LinearGeom) -> bool {
+    match geom {
+        LinearGeom::Conv2d(c) => {
+            c.stride.iter().all(|&s| s > 0)
+                && c.dilation.iter().all(|&d| d > 0)
+                && c.kh > 0
+                && c.kw > 0
+        }
+        LinearGeom::MatMul { .. } | LinearGeom::MatMulLeft { .. } => true,
+    }
+}
+
+fn geom_sizes_ok(geom: &LinearGeom) -> bool {
+    match geom {
+        LinearGeom::MatMul { batch, m, k, n } | LinearGeom::MatMulLeft { batch, m, k, n } => {
+            prod(&[*batch, *m, *k, *n]).is_some()
+        }
+        LinearGeom::Conv2d(c) => {
+            prod(&[c.n, c.c_in, c.h, c.w]).is_some()
+                && prod(&[c.n, c.c_out, c.oh, c.ow, c.c_in, c.kh, c.kw]).is_some()
+                && prod(&[c.kh, c.dilation[0]]).is_some()
+                && prod(&[c.kw, c.dilation[1]]).is_some()
+                && prod(&[c.oh, c.stride[0]]).is_some()
+                && prod(&[c.ow, c.stride[1]]).is_some()
+        }
+    }
+}
+
+/// `Conv` (1-D and 2-D, groups = 1) with a constant weight and optional bias.
+fn conv(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    let x = n.input(0)?;
+    let s = cx.shape(&x);
+    let wc = n.const_input(1, "weight")?;
+    let b = n.opt_const(2, "bias")?;
+    if n.attr_i("group", 1) != 1 {
+        return Err(n.unsupported("grouped convolution (group != 1)"));
+    }
+    let (nb, c_in, h, w) =
+        nchw(&s).ok_or_else(|| n.unsupported("convolution over other than 1 or 2 spatial dims"))?;
+    if wc.shape.len() != s.len() || wc.shape[1] != c_in {
+        return Err(n.err(format!(
+            "weight shape {} does not match input shape {}",
+            crate::error::ShapeDisplay(wc.shape.clone()),
+            crate::error::ShapeDisplay(s.clone())
+        )));
+    }
+    let c_out = wc.shape[0];
+    let ks = spatial2(
+        &wc.shape[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        s.len(),
+    )
+    .ok_or_else(|| n.err("bad kernel"))?;
+    let nsp = s.len() - 2;
+    let strides = spatial2(&n.attr_ints("strides").unwrap_or(vec![1; nsp]), s.len())
+        .ok_or_else(|| n.err("strides have the wrong length"))?;
+    let dil = spatial2(&n.attr_ints("dilations").unwrap_or(vec![1; nsp]), s.len())
+        .ok_or_else(|| n.err("dilations have the wrong length"))?;
+    let window = Window {
+        hw: [h, w],
+        k: ks,
+        stride: strides,
+        dil,
+        ceil: false,
+    };
+    let (pads, oh, ow) = pads_and_out(n, s.len(), &window).map_err(|e| n.err(e))?;
+    let geom = LinearGeom::Conv2d(Conv2d {
+        n: nb,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh: ks[0],
+        kw: ks[1],
+        stride: strides,
+        dilation: dil,
+        pad: [pads[0], pads[1]],
+        oh,
+        ow,
+    });
+    let bias = match b {
+        Some(b) if numel(&b.shape) == c_out => Some(b.floats()),
+        Some(_) => return Err(n.err("bias length does not match the output channels")),
+        None => None,
+    };
+    let mut out = vec![nb, c_out];
+    if s.len() == 4 {
+        out.push(oh);
+    }
+    out.push(ow);
+    let op = FOp::Linear(FLinear {
+        geom,
+        weight: wc.floats(),
+        bias,
+    });
+    cx.float_op(n, x, op, out)
+}
+
+/// `Gemm` with a constant B (transA = 0); a C that is not per output column becomes an Affine.
+fn gemm(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    let a = n.input(0)?;
+    let b = n.const_input(1, "B operand")?;
+    let c = n.opt_const(2, "C operand")?;
+    let alpha = n.attr_f("alpha", 1.0);
+    let beta = n.attr_f("beta", 1.0);
+    if n.attr_i("transA", 0) != 0 {
+        return Err(n.unsupported("transA = 1"));
+    }
+    let s = cx.shape(&a);
+    if s.len() != 2 || b.shape.len() != 2 {
+        return Err(n.err("A and B must be matrices"));
+    }
+    let (m, k) = (s[0], s[1]);
+    let trans_b = n.attr_i("transB", 0) != 0;
+    let (bk, nn) = if trans_b {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
+    if bk != k {
+        return Err(n.err(format!(
+            "A is {} but B is {}",
+            crate::error::ShapeDisplay(s.clone()),
+            crate::error::ShapeDisplay(b.shape.clone())
+        )));
+    }
+    let bf = b.floats();
+    let weight: Vec<f32> = (0..k * nn)
+        .map(|i| {
+            let (kk, j) = (i / nn, i % nn);
+            alpha
+                * if trans_b {
+                    bf[j * k + kk]
+                } else {
+                    bf[kk * nn + j]
+                }
+        })
+        .collect();
+    let geom = LinearGeom::MatMul {
+        batch: 1,
+        m,
+        k,
+        n: nn,
+    };
+    let (bias, extra) = match c {
+        None => (None, None),
+        Some(c) => match per_channel(&c, &[m, nn], 1) {
+            Some(v) => (Some(v.iter().map(|x| x * beta).collect()), None),
+            None => (None, Some(c)),
+        },
+    };
+    let op = FOp::Linear(FLinear { geom, weight, bias });
+    let y = cx.float_op(n, a, op, vec![m, nn])?;
+    let Some(c) = extra else { return Ok(y) };
+    let mut t = c.tensor_f32();
+    t.data.iter_mut().for_each(|v| *v *= beta);
+    if broadcast_shape(&t.shape, &[m, nn]).as_deref() != Some(&[m, nn][..]) {
+        return Err(n.err("C does not broadcast to the output"));
+    }
+    let add = FOp::Affine(super::affine::FAffine {
+        mul: None,
+        add: Some(t),
+    });
+    cx.float_op(n, y, add, vec![m, nn])
+}
+
+/// `MatMul` with one constant operand (of rank 2).
+fn matmul(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    let a = n.input(0)?;
+    let b = n.input(1)?;
+    let (x, w, geom, out) = match (&a, &b) {
+        (Val::Act(_), Val::Const(w)) => {
+            let s = cx.shape(&a);
+            if w.shape.len() != 2 || s.is_empty() {
+                return Err(
+                    n.unsupported("batched constant weights (MatMul with B of rank other than 2)")
+                );
+            }
+            let (k, nn) = (w.shape[0], w.shape[1]);
+            if *s.last().unwrap_or(&0) != k {
+                return Err(n.err(format!(
+                    "inner dimensions differ: {} x {}",
+                    crate::error::ShapeDisplay(s.clone()),
+                    crate::error::ShapeDisplay(w.shape.clone())
+                )));
+            }
+            let m = if s.len() >= 2 { s[s.len() - 2] } else { 1 };
+            let batch = if s.len() >= 2 {
+                numel(&s[..s.len() - 2])
+            } else {
+                1
+            };
+            let mut out = s[..s.len() - 1].to_vec();
+            out.push(nn);
+            (a.clone(), w, LinearGeom::MatMul { batch, m, k, n: nn }, out)
+        }
+        (Val::Const(w), Val::Act(_)) => {
+            let s = cx.shape(&b);
+            if w.shape.len() != 2 || s.len() < 2 {
+                return Err(n.unsupported("MatMul with a constant A of rank other than 2"));
+            }
+            let (m, k) = (w.shape[0], w.shape[1]);
+            let r = s.len();
+            if s[r - 2] != k {
+                return Err(n.err("inner dimensions differ"));
+            }
+            let nn = s[r - 1];
+            let mut out = s[..r - 2].to_vec();
+            out.extend([m, nn]);
+            let batch = numel(&s[..r - 2]);
+            (
+                b.clone(),
+                w,
+                LinearGeom::MatMulLeft { batch, m, k, n: nn },
+                out,
+            )
+        }
+        (Val::Act(_), Val::Act(_)) => return Err(n.unsupported("MatMul of two activations")),
+        (Val::Const(_), Val::Const(_)) => return Err(n.unsupported("MatMul of two constants")),
+    };
+    let op = FOp::Linear(FLinear {
+        geom,
+        weight: w.floats(),
+        bias: None,
+    });
+    cx.float_op(n, x, op, out)
 }
 
 #[cfg(test)]

@@ -2,7 +2,42 @@
 //! computed once, at quantization, and stored in the program, so every validator uses the same
 //! integers whatever its libm does.
 
+use halo2_proofs::plonk::Error as PlonkError;
 use serde::{Deserialize, Serialize};
+
+use super::{
+    Decode, FloatArgs, FloatOp, IntArgs, IntOp, LIMIT, LayoutArgs, Op, magnitude, map_cells,
+    params_if, table_bits,
+};
+use crate::circuit::ctx::{Cell, Ctx};
+use crate::error::{AivmError, Result};
+use crate::ir::{FOp, Node};
+use crate::onnx::{Cx, Lowering, NodeIn, Val};
+use crate::program::{Invalid, TensorMeta};
+use crate::quantize::{Quantized, Quantizer};
+use crate::tensor::numel;
+use crate::wire::{R, W};
+
+const KIND: &str = "lut";
+
+pub const ONNX: &[(&str, Lowering)] = &[("Sigmoid", sigmoid), ("Tanh", tanh)];
+
+fn sigmoid(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    cx.unary(n, n.input(0)?, FOp::Lut(LutFn::Sigmoid))
+}
+
+fn tanh(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    cx.unary(n, n.input(0)?, FOp::Lut(LutFn::Tanh))
+}
+
+/// The integer op: `table[clamp(shift_signed(x, in_shift), lo, lo + len - 1) - lo]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lut {
+    pub func: LutFn,
+    pub in_shift: i32,
+    pub lo: i64,
+    pub table: Vec<i64>,
+}
 
 /// A tabulated function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,21 +142,116 @@ pub fn eval_i(x: &[i64], in_shift: i32, lo: i64, table: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// Circuit layout of [`eval_i`]: the signed shift (a rescale, or an exact multiplication),
-/// the clamp to the table's domain (two comparisons), then one lookup.
-pub fn layout(
-    ctx: &mut crate::circuit::ctx::Ctx,
-    tag: u64,
-    in_shift: i32,
-    lo: i64,
-    table: &[i64],
-    x: &[crate::circuit::ctx::Cell],
-    in_bits: u32,
-) -> Result<Vec<crate::circuit::ctx::Cell>, halo2_proofs::plonk::Error> {
-    let hi = lo + table.len() as i64 - 1;
-    x.iter()
-        .map(|xi| {
-            let (t, t_bits) = shifted(ctx, xi, in_shift, in_bits)?;
+/// The table's `(input, output)` rows, from its lowest input `lo`.
+pub fn rows(lo: i64, table: &[i64]) -> Vec<(i128, i128)> {
+    table
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (lo as i128 + i as i128, v as i128))
+        .collect()
+}
+
+impl FloatOp for LutFn {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn eval(&self, a: &FloatArgs) -> Vec<f64> {
+        a.ins[0].iter().map(|&v| self.apply(v)).collect()
+    }
+
+    fn macs(&self, _out_len: usize) -> u64 {
+        0
+    }
+
+    fn quantize(&self, q: &mut Quantizer, n: &Node, _ins: &mut Vec<usize>) -> Result<Quantized> {
+        let sx = q.meta(n.inputs[0]).scale;
+        let (ts, s, bits, (lo, _hi, table)) = match self {
+            LutFn::Rsqrt => {
+                // The table spans the calibrated input range (with headroom) in at most 2,048
+                // steps; entries are capped at the output tensor's range.
+                let m_in = (q.max_abs(n.inputs[0]) * q.cfg.headroom).max(f64::MIN_POSITIVE);
+                let fit = (2047.0 / m_in).log2().floor().clamp(0.0, 14.0) as u32;
+                let ts = q.cfg.fixed_scale.map_or(fit, |s| s.min(fit));
+                let m_out = q.max_abs(n.output);
+                let s = q.choose(m_out);
+                let bits = q.bits(m_out, s)?;
+                let cap = (1i64 << (bits - 1)) - 1;
+                (ts, s, bits, build_table_on(*self, (0.0, m_in), ts, s, cap))
+            }
+            LutFn::Sigmoid | LutFn::Tanh | LutFn::Exp => {
+                let ts = q
+                    .cfg
+                    .fixed_scale
+                    .map_or(self.table_scale(), |s| s.min(self.table_scale()));
+                let s = q.choose(1.0);
+                (ts, s, q.bits(1.0, s)?, build_table(*self, ts, s))
+            }
+        };
+        let op = Op::Lut(Lut {
+            func: *self,
+            in_shift: sx as i32 - ts as i32,
+            lo,
+            table,
+        });
+        Ok(Quantized::real(op, s, bits))
+    }
+}
+
+impl IntOp for Lut {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn eval(&self, a: &IntArgs) -> Result<Vec<i64>> {
+        Ok(eval_i(a.ins[0], self.in_shift, self.lo, &self.table))
+    }
+
+    fn check(&self, ins: &[&TensorMeta], out: &TensorMeta) -> std::result::Result<(), Invalid> {
+        params_if(
+            numel(&ins[0].shape) == numel(&out.shape)
+                && !self.table.is_empty()
+                && self.lo.checked_add(self.table.len() as i64).is_some()
+                && self.in_shift.unsigned_abs() <= 62,
+        )
+    }
+
+    fn bounded(&self, ins: &[&TensorMeta]) -> bool {
+        self.in_shift >= 0 || (magnitude(ins[0]) << self.in_shift.unsigned_abs()) < LIMIT
+    }
+
+    fn static_out_bits(&self, _ins: &[&TensorMeta]) -> Option<u32> {
+        Some(table_bits(&self.table))
+    }
+
+    fn macs(&self, _out_len: usize) -> u64 {
+        0
+    }
+
+    fn params(&self) -> u64 {
+        0
+    }
+
+    fn lookups(&self, out_len: usize) -> u64 {
+        out_len as u64
+    }
+
+    fn table_rows(&self) -> Option<Vec<(i128, i128)>> {
+        Some(rows(self.lo, &self.table))
+    }
+
+    /// The signed shift (a rescale, or an exact multiplication), the clamp to the table's
+    /// domain (two comparisons), then one lookup.
+    fn layout(&self, ctx: &mut Ctx, a: &LayoutArgs) -> Result<Vec<Cell>, PlonkError> {
+        let (tag, in_bits) = (a.tag()?, a.in_meta[0].bits);
+        let (lo, table) = (self.lo, &self.table);
+        let hi = lo + table.len() as i64 - 1;
+        map_cells(a.ins[0], |xi| {
+            let (t, t_bits) = shifted(ctx, xi, self.in_shift, in_bits)?;
             let bits = t_bits
                 .max(super::signed_bits(lo as i128))
                 .max(super::signed_bits(hi as i128))
@@ -131,16 +261,46 @@ pub fn layout(
             let y = c.v.map(|cv| table[(cv - lo as i128) as usize] as i128);
             ctx.lut(tag, &c, y)
         })
-        .collect()
+    }
+
+    fn encode(&self, w: &mut W) {
+        w.u(match self.func {
+            LutFn::Sigmoid => 0,
+            LutFn::Tanh => 1,
+            LutFn::Exp => 2,
+            LutFn::Rsqrt => 3,
+        });
+        w.i(self.in_shift as i64);
+        w.i(self.lo);
+        w.i64s(&self.table);
+    }
+}
+
+impl Decode for Lut {
+    fn decode(r: &mut R) -> Result<Self> {
+        let func = match r.u()? {
+            0 => LutFn::Sigmoid,
+            1 => LutFn::Tanh,
+            2 => LutFn::Exp,
+            3 => LutFn::Rsqrt,
+            _ => return Err(AivmError::Decode("unknown table function".into())),
+        };
+        Ok(Lut {
+            func,
+            in_shift: r.i32()?,
+            lo: r.i()?,
+            table: r.i64s()?,
+        })
+    }
 }
 
 /// [`shift_signed`] in the circuit, with the bit width of its result.
 pub fn shifted(
-    ctx: &mut crate::circuit::ctx::Ctx,
-    x: &crate::circuit::ctx::Cell,
+    ctx: &mut Ctx,
+    x: &Cell,
     in_shift: i32,
     in_bits: u32,
-) -> Result<(crate::circuit::ctx::Cell, u32), halo2_proofs::plonk::Error> {
+) -> Result<(Cell, u32), PlonkError> {
     use std::cmp::Ordering;
     match in_shift.cmp(&0) {
         Ordering::Equal => Ok((x.clone(), in_bits)),

@@ -414,7 +414,13 @@ fn write_section(
     (begin, end): (&str, &str),
     section: &str,
 ) -> anyhow::Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+    let title = match path.file_stem().and_then(|s| s.to_str()) {
+        Some("RELIABILITY") => {
+            "# Reliability\n\nFigures of the devnet's fault suite (`lightchain bench --chaos N`).\n"
+        }
+        _ => "# Benchmarks\n",
+    };
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| format!("{title}\n"));
     let new = match (old.find(begin), old.find(end)) {
         (Some(a), Some(b)) if b > a => {
             format!("{}{section}{}", &old[..a], &old[b + end.len()..])

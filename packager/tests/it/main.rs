@@ -171,7 +171,11 @@ fn corrupted_packages_are_refused() {
         .position(|(n, _)| n == "program.aivm")
         .unwrap();
     let mut program = lightchain_aivm::Program::decode(&entries[program_at].1).unwrap();
-    if let lightchain_aivm::program::Op::Linear { weight, .. } = &mut program.nodes[0].op {
+    if let lightchain_aivm::program::Op::Linear(lightchain_aivm::ops::linear::Linear {
+        weight,
+        ..
+    }) = &mut program.nodes[0].op
+    {
         weight[0] += 1;
     }
     entries[program_at].1 = program.encode();

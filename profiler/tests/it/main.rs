@@ -101,7 +101,7 @@ fn dense(k: usize, n: usize) -> Program {
             PNode {
                 name: "dense".into(),
                 onnx_op: "Gemm".into(),
-                op: Op::Linear {
+                op: Op::Linear(lightchain_aivm::ops::linear::Linear {
                     geom: LinearGeom::MatMul {
                         batch: 1,
                         m: 1,
@@ -111,14 +111,14 @@ fn dense(k: usize, n: usize) -> Program {
                     weight: vec![1; k * n],
                     bias: vec![0; n],
                     shift: 8,
-                },
+                }),
                 inputs: vec![0],
                 output: 1,
             },
             PNode {
                 name: "relu".into(),
                 onnx_op: "Relu".into(),
-                op: Op::Relu,
+                op: Op::Relu(lightchain_aivm::ops::relu::Relu),
                 inputs: vec![1],
                 output: 2,
             },

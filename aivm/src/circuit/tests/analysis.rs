@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::*;
 use crate::circuit::config::GateInfo;
-use crate::ops::group::{GroupSpec, Pool2d, ReduceKind};
+use crate::ops::group::{GroupSpec, Pool2d};
+use crate::ops::reduce::ReduceKind;
 
 fn column_names(cfg: &Config) -> HashMap<Column<Advice>, String> {
     let mut m = HashMap::new();
@@ -100,22 +101,27 @@ fn wide_programs() -> Vec<(String, Arc<Program>, Vec<Vec<i64>>)> {
         let mut p = P::default();
         let i = p.input(&[6], bits);
         let m = p.node(
-            Op::Reduce {
+            Op::Reduce(crate::ops::reduce::Reduce {
                 kind: ReduceKind::Max,
                 groups: axes(6),
                 shift: 0,
-            },
+            }),
             &[i],
             &[1],
             bits,
         );
-        let a = p.node(Op::ArgMax { groups: axes(6) }, &[i], &[1], 4);
+        let a = p.node(
+            Op::ArgMax(crate::ops::argmax::ArgMax { groups: axes(6) }),
+            &[i],
+            &[1],
+            4,
+        );
         let s = p.node(
-            Op::Reduce {
+            Op::Reduce(crate::ops::reduce::Reduce {
                 kind: ReduceKind::Mean,
                 groups: axes(6),
                 shift: 0,
-            },
+            }),
             &[i],
             &[1],
             bits,
@@ -144,11 +150,11 @@ fn wide_programs() -> Vec<(String, Arc<Program>, Vec<Vec<i64>>)> {
         count_include_pad: false,
     });
     let y = p.node(
-        Op::Reduce {
+        Op::Reduce(crate::ops::reduce::Reduce {
             kind: ReduceKind::Max,
             groups: pool,
             shift: 0,
-        },
+        }),
         &[i],
         &[1, 1, 1, 2],
         40,
@@ -164,13 +170,13 @@ fn wide_programs() -> Vec<(String, Arc<Program>, Vec<Vec<i64>>)> {
     let mut p = P::default();
     let i = p.input(&[8], 20);
     let y = p.node(
-        Op::Softmax {
+        Op::Softmax(crate::ops::softmax::Softmax {
             groups: axes(8),
             in_shift: 0,
             lo: -4,
             table: (26..=30).map(|e| 1i64 << e).collect(),
             out_scale: 12,
-        },
+        }),
         &[i],
         &[8],
         16,
@@ -224,14 +230,14 @@ fn the_analysis_finds_a_gate_reading_a_continuation_row() {
     let mut p = P::default();
     let i = p.input(&[2], 40);
     let y = p.node(
-        Op::Reduce {
+        Op::Reduce(crate::ops::reduce::Reduce {
             kind: ReduceKind::Max,
             groups: GroupSpec::Axes {
                 shape: vec![2],
                 axes: vec![0],
             },
             shift: 0,
-        },
+        }),
         &[i],
         &[1],
         40,

@@ -12,9 +12,10 @@ use ff::Field as _;
 use super::*;
 use crate::circuit::config::FUNCTION_LOOKUP;
 use crate::circuit::ctx::CopyFamily as C;
-use crate::ops::group::{GroupSpec, ReduceKind};
+use crate::ops::group::GroupSpec;
 use crate::ops::linear::LinearGeom;
 use crate::ops::lut::LutFn;
+use crate::ops::reduce::ReduceKind;
 use crate::tensor::Tensor;
 
 type Case3 = (Target, &'static str, fn() -> Shown);
@@ -29,12 +30,12 @@ fn linear(shift: u32, out_bits: u32, x: [i64; 3]) -> Case {
         k: 3,
         n: 1,
     };
-    let op = Op::Linear {
+    let op = Op::Linear(crate::ops::linear::Linear {
         geom,
         weight: vec![1, 2, 3],
         bias: vec![4],
         shift,
-    };
+    });
     let y = p.node(op, &[i], &[1, 1], out_bits);
     Case::public(p.output(y).build(), vec![x.to_vec()])
 }
@@ -47,7 +48,13 @@ fn unary(op: Op, in_bits: u32, out_bits: u32, x: i64, vis: Visibility) -> Case {
 }
 
 fn relu(x: i64) -> Case {
-    unary(Op::Relu, 8, 8, x, Visibility::Public)
+    unary(
+        Op::Relu(crate::ops::relu::Relu),
+        8,
+        8,
+        x,
+        Visibility::Public,
+    )
 }
 
 fn group3() -> GroupSpec {
@@ -60,11 +67,11 @@ fn group3() -> GroupSpec {
 fn reduce(kind: ReduceKind, bits: u32, out_bits: u32, x: [i64; 3]) -> Case {
     let mut p = P::default();
     let i = p.input(&[3], bits);
-    let op = Op::Reduce {
+    let op = Op::Reduce(crate::ops::reduce::Reduce {
         kind,
         groups: group3(),
         shift: 0,
-    };
+    });
     let y = p.node(op, &[i], &[1], out_bits);
     Case::public(p.output(y).build(), vec![x.to_vec()])
 }
@@ -72,7 +79,12 @@ fn reduce(kind: ReduceKind, bits: u32, out_bits: u32, x: [i64; 3]) -> Case {
 fn argmax() -> Case {
     let mut p = P::default();
     let i = p.input(&[3], 8);
-    let y = p.node(Op::ArgMax { groups: group3() }, &[i], &[1], 3);
+    let y = p.node(
+        Op::ArgMax(crate::ops::argmax::ArgMax { groups: group3() }),
+        &[i],
+        &[1],
+        3,
+    );
     Case::public(p.output(y).build(), vec![vec![3, 7, 5]])
 }
 
@@ -80,24 +92,24 @@ fn argmax() -> Case {
 fn softmax() -> Case {
     let mut p = P::default();
     let i = p.input(&[3], 8);
-    let op = Op::Softmax {
+    let op = Op::Softmax(crate::ops::softmax::Softmax {
         groups: group3(),
         in_shift: 0,
         lo: -4,
         table: vec![1, 3, 8, 22, 64],
         out_scale: 8,
-    };
+    });
     let y = p.node(op, &[i], &[3], 12);
     Case::public(p.output(y).build(), vec![vec![3, 1, 2]])
 }
 
 fn lut() -> Case {
-    let op = Op::Lut {
+    let op = Op::Lut(crate::ops::lut::Lut {
         func: LutFn::Sigmoid,
         in_shift: 0,
         lo: -2,
         table: vec![1, 2, 4, 6, 7],
-    };
+    });
     unary(op, 8, 8, 1, Visibility::Public)
 }
 
@@ -106,7 +118,12 @@ fn gather() -> Case {
     let mut p = P::default();
     let i = p.input_typed(&[1], 8, DType::I64);
     let table = Tensor::new(vec![3, 2], vec![10, 11, 20, 21, 30, 31]);
-    let y = p.node(Op::Gather { table }, &[i], &[1, 2], 8);
+    let y = p.node(
+        Op::Gather(crate::ops::gather::Gather { table }),
+        &[i],
+        &[1, 2],
+        8,
+    );
     Case::public(p.output(y).build(), vec![vec![0]])
 }
 
@@ -114,12 +131,12 @@ fn binary_mul() -> Case {
     let mut p = P::default();
     let a = p.input(&[1, 1], 8);
     let b = p.input(&[1, 1], 8);
-    let op = Op::Binary {
-        kind: crate::ops::elementwise::BinKind::Mul,
+    let op = Op::Binary(crate::ops::binary::Binary {
+        kind: crate::ops::binary::BinKind::Mul,
         la: 0,
         lb: 0,
         shift: 0,
-    };
+    });
     let y = p.node(op, &[a, b], &[1, 1], 16);
     Case::public(p.output(y).build(), vec![vec![5], vec![-3]])
 }
@@ -129,9 +146,7 @@ fn passthrough(bits: u32) -> Case {
     let mut p = P::default();
     let i = p.input(&[1, 1], bits);
     let y = p.node(
-        Op::Copy {
-            spec: crate::ops::copy::CopySpec::Reshape,
-        },
+        Op::Copy(crate::ops::copy::CopySpec::Reshape),
         &[i],
         &[1],
         bits,
@@ -315,7 +330,13 @@ fn cases() -> Vec<Case3> {
             Gate("rng_cont", "limbs_and_rest"),
             "relu(5) on a 40-bit input: sign bit 0, decomposition -6, zero limbs and zero rest",
             || {
-                let c = unary(Op::Relu, 40, 40, 5, Visibility::Public);
+                let c = unary(
+                    Op::Relu(crate::ops::relu::Relu),
+                    40,
+                    40,
+                    5,
+                    Visibility::Public,
+                );
                 let r = c.row("max_c", 0);
                 c.forge()
                     .set(c.cfg.lane[1], r, 0)
@@ -342,10 +363,10 @@ fn cases() -> Vec<Case3> {
             c.forge().set(c.cfg.y, r, 6).check(Gate("max_c", "select"))
         }),
         (Gate("min_c", "select"), "clip(5, max 10) = 4", || {
-            let op = Op::Clip {
+            let op = Op::Clip(crate::ops::clip::Clip {
                 lo: None,
                 hi: Some(10),
-            };
+            });
             let c = unary(op, 8, 8, 5, Visibility::Public);
             let r = c.row("min_c", 0);
             c.forge().set(c.cfg.y, r, 4).check(Gate("min_c", "select"))
@@ -731,7 +752,13 @@ fn cases() -> Vec<Case3> {
             Copy(C::Commitment),
             "hashed relu(5) with another input commitment",
             || {
-                let c = unary(Op::Relu, 8, 8, 5, Visibility::Hashed);
+                let c = unary(
+                    Op::Relu(crate::ops::relu::Relu),
+                    8,
+                    8,
+                    5,
+                    Visibility::Hashed,
+                );
                 c.forge()
                     .instance(|inst| inst[NONCE_ROWS] += Fp::one())
                     .check(Copy(C::Commitment))
@@ -741,7 +768,13 @@ fn cases() -> Vec<Case3> {
             Copy(C::PackLane),
             "hashed relu(5) computed on 5 with the commitment of 6: 6 copied into the packing",
             || {
-                let c = unary(Op::Relu, 8, 8, 5, Visibility::Hashed);
+                let c = unary(
+                    Op::Relu(crate::ops::relu::Relu),
+                    8,
+                    8,
+                    5,
+                    Visibility::Hashed,
+                );
                 let r = c.row("pack", 0);
                 c.forge().set(c.cfg.lane[0], r, 6).check(Copy(C::PackLane))
             },
@@ -750,7 +783,13 @@ fn cases() -> Vec<Case3> {
             Copy(C::HashInput),
             "hashed relu(5) with the commitment of a packed element one higher",
             || {
-                let c = unary(Op::Relu, 8, 8, 5, Visibility::Hashed);
+                let c = unary(
+                    Op::Relu(crate::ops::relu::Relu),
+                    8,
+                    8,
+                    5,
+                    Visibility::Hashed,
+                );
                 let packed = c.honest.values[&(c.cfg.acc, c.laid.packed_rows[0])];
                 let row = c.circuit.generate_witness().unwrap();
                 let forged = packed + Fp::one();
@@ -764,10 +803,10 @@ fn cases() -> Vec<Case3> {
 }
 
 fn leaky() -> Case {
-    let op = Op::LeakyRelu {
+    let op = Op::LeakyRelu(crate::ops::leaky_relu::LeakyRelu {
         alpha: 1 << 14,
         alpha_scale: 16,
-    };
+    });
     unary(op, 8, 8, -8, Visibility::Public)
 }
 

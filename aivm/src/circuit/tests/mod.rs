@@ -101,7 +101,7 @@ impl P {
     }
 
     pub fn node(&mut self, op: Op, inputs: &[usize], shape: &[usize], bits: u32) -> usize {
-        let dtype = if matches!(op, Op::ArgMax { .. }) {
+        let dtype = if matches!(op, Op::ArgMax(crate::ops::argmax::ArgMax { .. })) {
             DType::I64
         } else {
             DType::F32

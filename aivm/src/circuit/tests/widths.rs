@@ -6,10 +6,11 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::ops::binary::BinKind;
 use crate::ops::copy::CopySpec;
-use crate::ops::elementwise::BinKind;
-use crate::ops::group::{GroupSpec, Pool2d, ReduceKind};
+use crate::ops::group::{GroupSpec, Pool2d};
 use crate::ops::linear::LinearGeom;
+use crate::ops::reduce::ReduceKind;
 use crate::ops::signed_bits;
 use crate::program::bit_range;
 use crate::tensor::Tensor;
@@ -92,7 +93,7 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             let weight: Vec<i64> = (0..k * n).map(|_| rng.value(wb)).collect();
             let bias: Vec<i64> = (0..n).map(|_| rng.value((b + wb - 1).min(56))).collect();
             let worst = ((k as u128) << (b + wb - 2)) + (1u128 << (b + wb - 2).min(56));
-            let op = Op::Linear {
+            let op = Op::Linear(crate::ops::linear::Linear {
                 geom: LinearGeom::MatMul {
                     batch: 1,
                     m: 1,
@@ -102,7 +103,7 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
                 weight,
                 bias,
                 shift: shift_for(rng, worst * 2),
-            };
+            });
             let i = p.input(&[1, k], b);
             ins.push(rng.values(b, k));
             let y = p.node(op, &[i], &[1, n], 48);
@@ -114,11 +115,11 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             let mul = Tensor::new(vec![4], rng.values(mb, 4));
             let add = Tensor::new(vec![4], rng.values((b + mb - 1).min(56), 4));
             let worst = 1u128 << (b + mb - 1).max((b + mb - 1).min(56));
-            let op = Op::Affine {
+            let op = Op::Affine(crate::ops::affine::Affine {
                 mul: Some(mul),
                 add: Some(add),
                 shift: shift_for(rng, worst * 2),
-            };
+            });
             unary(&mut p, rng, op, b, &mut ins);
         }
         "add" => {
@@ -126,12 +127,12 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             let (la, lb) = (rng.int(0, 8) as u32, rng.int(0, 8) as u32);
             let worst = (1u128 << (b1 - 1 + la)) + (1u128 << (b2 - 1 + lb));
             let kind = rng.pick(&[BinKind::Add, BinKind::Sub]);
-            let op = Op::Binary {
+            let op = Op::Binary(crate::ops::binary::Binary {
                 kind,
                 la,
                 lb,
                 shift: shift_for(rng, worst),
-            };
+            });
             let a = p.input(&[1, 4], b1);
             let c = p.input(&[1, 1], b2);
             ins.push(rng.values(b1, 4));
@@ -143,12 +144,12 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             let b1 = rng.bits(48);
             let b2 = rng.bits(62 - b1);
             let worst = 1u128 << (b1 + b2 - 2);
-            let op = Op::Binary {
+            let op = Op::Binary(crate::ops::binary::Binary {
                 kind: BinKind::Mul,
                 la: 0,
                 lb: 0,
                 shift: shift_for(rng, worst),
-            };
+            });
             let a = p.input(&[1, 4], b1);
             let c = p.input(&[1, 4], b2);
             ins.push(rng.values(b1, 4));
@@ -158,24 +159,24 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
         }
         "relu" => {
             let b = rng.bits(48);
-            unary(&mut p, rng, Op::Relu, b, &mut ins);
+            unary(&mut p, rng, Op::Relu(crate::ops::relu::Relu), b, &mut ins);
         }
         "leaky" => {
             let b = rng.bits(44);
             let ab = rng.int(2, (61 - b as i64).min(20)) as u32;
-            let op = Op::LeakyRelu {
+            let op = Op::LeakyRelu(crate::ops::leaky_relu::LeakyRelu {
                 alpha: rng.value(ab),
                 alpha_scale: 16,
-            };
+            });
             unary(&mut p, rng, op, b, &mut ins);
         }
         "clip" => {
             let b = rng.bits(48);
             let (x, y) = (rng.value(b.min(47) + 1), rng.value(b.min(47) + 1));
-            let op = Op::Clip {
+            let op = Op::Clip(crate::ops::clip::Clip {
                 lo: (rng.int(0, 3) > 0).then_some(x.min(y)),
                 hi: (rng.int(0, 3) > 0).then_some(x.max(y)),
-            };
+            });
             unary(&mut p, rng, op, b, &mut ins);
         }
         "lut" => {
@@ -188,12 +189,12 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             } else {
                 in_shift
             };
-            let op = Op::Lut {
+            let op = Op::Lut(crate::ops::lut::Lut {
                 func: crate::ops::lut::LutFn::Sigmoid,
                 in_shift,
                 lo: rng.int(-(1 << 20), 1 << 20),
                 table: rng.values(tb, len),
-            };
+            });
             unary(&mut p, rng, op, b, &mut ins);
         }
         "softmax" => {
@@ -209,13 +210,13 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             } else {
                 in_shift
             };
-            let op = Op::Softmax {
+            let op = Op::Softmax(crate::ops::softmax::Softmax {
                 groups: axes(n),
                 in_shift,
                 lo: 1 - len as i64,
                 table,
                 out_scale: rng.int(0, 20) as u32,
-            };
+            });
             let i = p.input(&[2, n], b);
             ins.push(rng.values(b, 2 * n));
             let y = p.node(op, &[i], &[2, n], 48);
@@ -227,8 +228,8 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             let i = p.input(&[2, n], b);
             ins.push(rng.values(b, 2 * n));
             let op = match family {
-                "argmax" => Op::ArgMax { groups: axes(n) },
-                f => Op::Reduce {
+                "argmax" => Op::ArgMax(crate::ops::argmax::ArgMax { groups: axes(n) }),
+                f => Op::Reduce(crate::ops::reduce::Reduce {
                     kind: match f {
                         "sum" => ReduceKind::Sum,
                         "mean" => ReduceKind::Mean,
@@ -236,7 +237,7 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
                     },
                     groups: axes(n),
                     shift: if f == "sum" { rng.int(0, 4) as u32 } else { 0 },
-                },
+                }),
             };
             let y = p.node(op, &[i], &[2], 48);
             p.output(y);
@@ -264,11 +265,11 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             };
             let (oh, ow) = (pool.oh, pool.ow);
             let kind = rng.pick(&[ReduceKind::Max, ReduceKind::Mean]);
-            let op = Op::Reduce {
+            let op = Op::Reduce(crate::ops::reduce::Reduce {
                 kind,
                 groups: GroupSpec::Pool2d(pool),
                 shift: 0,
-            };
+            });
             let i = p.input(&[1, 1, h, w], b);
             ins.push(rng.values(b, h * w));
             let y = p.node(op, &[i], &[1, 1, oh, ow], 48);
@@ -281,23 +282,19 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             ins.push(rng.values(b1, 6));
             ins.push(rng.values(b2, 2));
             let cat = p.node(
-                Op::Copy {
-                    spec: CopySpec::Concat {
-                        axis: 1,
-                        in_shapes: vec![vec![2, 3], vec![2, 1]],
-                    },
-                },
+                Op::Copy(CopySpec::Concat {
+                    axis: 1,
+                    in_shapes: vec![vec![2, 3], vec![2, 1]],
+                }),
                 &[a, c],
                 &[2, 4],
                 b1.max(b2),
             );
             let t = p.node(
-                Op::Copy {
-                    spec: CopySpec::Transpose {
-                        in_shape: vec![2, 4],
-                        perm: vec![1, 0],
-                    },
-                },
+                Op::Copy(CopySpec::Transpose {
+                    in_shape: vec![2, 4],
+                    perm: vec![1, 0],
+                }),
                 &[cat],
                 &[4, 2],
                 b1.max(b2),
@@ -306,9 +303,9 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
         }
         "rescale" => {
             let b = rng.bits(48);
-            let op = Op::Rescale {
+            let op = Op::Rescale(crate::ops::rescale::Rescale {
                 shift: rng.int(0, 50) as u32,
-            };
+            });
             unary(&mut p, rng, op, b, &mut ins);
         }
         _ => {
@@ -317,7 +314,12 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             let table = Tensor::new(vec![rows, 2], rng.values(tb, rows * 2));
             let i = p.input_typed(&[3], rng.bits(48).max(4), DType::I64);
             ins.push((0..3).map(|_| rng.int(0, rows as i64 - 1)).collect());
-            let y = p.node(Op::Gather { table }, &[i], &[3, 2], 48);
+            let y = p.node(
+                Op::Gather(crate::ops::gather::Gather { table }),
+                &[i],
+                &[3, 2],
+                48,
+            );
             p.output(y);
         }
     }
@@ -408,7 +410,7 @@ fn hashed_inputs_commit_injectively() {
     // The collision of the old 32-bit packing: x0 - 2^32 and x1 + 1 packed like x0 and x1.
     let mut p = P::default();
     let i = p.input(&[2], 40);
-    let y = p.node(Op::Relu, &[i], &[2], 40);
+    let y = p.node(Op::Relu(crate::ops::relu::Relu), &[i], &[2], 40);
     let program = p.output(y).build();
     let salt = Fp::from(99);
     let a = vec![vec![5i64 << 32, 7]];
@@ -420,7 +422,7 @@ fn hashed_inputs_commit_injectively() {
     // Every input of three 2-bit elements packs differently.
     let mut p = P::default();
     let i = p.input(&[3], 2);
-    let y = p.node(Op::Relu, &[i], &[3], 2);
+    let y = p.node(Op::Relu(crate::ops::relu::Relu), &[i], &[3], 2);
     let small = p.output(y).build();
     let mut seen = std::collections::HashSet::new();
     for v in 0..64i64 {
@@ -434,7 +436,7 @@ fn hashed_inputs_commit_injectively() {
     // Wide inputs fill a field element without passing 254 bits.
     let mut p = P::default();
     let i = p.input(&[11], 48);
-    let y = p.node(Op::Relu, &[i], &[11], 48);
+    let y = p.node(Op::Relu(crate::ops::relu::Relu), &[i], &[11], 48);
     let wide = p.output(y).build();
     let slots = pack_slots(&wide);
     assert_eq!(slots.len(), 3);
@@ -454,7 +456,7 @@ proptest! {
         let mut p = P::default();
         let ids: Vec<usize> = bits.iter().map(|&b| p.input(&[3], b)).collect();
         for &t in &ids {
-            let y = p.node(Op::Relu, &[t], &[3], p.0.tensors[t].bits);
+            let y = p.node(Op::Relu(crate::ops::relu::Relu), &[t], &[3], p.0.tensors[t].bits);
             p.output(y);
         }
         let program = p.build();
@@ -480,33 +482,38 @@ fn validate_refuses_what_no_layout_can_take() {
         assert!(e.contains("bits") || e.contains("rescale"), "{why}: {e}");
     };
     // Outputs no gate range-checks must fit their declared width by construction.
-    refused(Op::Relu, 20, 19, "a ReLU narrower than its input");
     refused(
-        Op::Clip {
+        Op::Relu(crate::ops::relu::Relu),
+        20,
+        19,
+        "a ReLU narrower than its input",
+    );
+    refused(
+        Op::Clip(crate::ops::clip::Clip {
             lo: Some(-(1 << 20)),
             hi: None,
-        },
+        }),
         8,
         8,
         "a Clip whose bound does not fit",
     );
     // alpha = 3: -128·3 = -384 needs 10 bits.
     refused(
-        Op::LeakyRelu {
+        Op::LeakyRelu(crate::ops::leaky_relu::LeakyRelu {
             alpha: 3 << 16,
             alpha_scale: 16,
-        },
+        }),
         8,
         9,
         "a LeakyReLU that grows past its width",
     );
     refused(
-        Op::Lut {
+        Op::Lut(crate::ops::lut::Lut {
             func: crate::ops::lut::LutFn::Tanh,
             in_shift: 0,
             lo: 0,
             table: vec![0, 1 << 20],
-        },
+        }),
         8,
         16,
         "a table with entries wider than the output",
@@ -514,14 +521,14 @@ fn validate_refuses_what_no_layout_can_take() {
     let mut p = P::default();
     let i = p.input(&[3], 8);
     let y = p.node(
-        Op::Reduce {
+        Op::Reduce(crate::ops::reduce::Reduce {
             kind: ReduceKind::Max,
             groups: GroupSpec::Axes {
                 shape: vec![3],
                 axes: vec![0],
             },
             shift: 1,
-        },
+        }),
         &[i],
         &[1],
         8,
@@ -532,7 +539,7 @@ fn validate_refuses_what_no_layout_can_take() {
     // The widest tensors validate allows.
     let mut p = P::default();
     let i = p.input(&[1, 3], 49);
-    let y = p.node(Op::Relu, &[i], &[1, 3], 49);
+    let y = p.node(Op::Relu(crate::ops::relu::Relu), &[i], &[1, 3], 49);
     p.output(y);
     assert!(p.build_unchecked().validate().is_err());
 }

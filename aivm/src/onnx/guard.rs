@@ -11,6 +11,7 @@ use protobuf::Enum;
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::value_info::{self, Declared, Dim};
 use crate::error::{AivmError, Result};
 
 /// Limits enforced by [`guard_bytes`]. The defaults fit the small and mid-size models lightchain
@@ -345,27 +346,23 @@ impl Walk<'_> {
     }
 
     fn value_info(&self, vi: &onnx_protobuf::ValueInfoProto) -> Result<()> {
-        let Some(ty) = vi.type_.as_ref() else {
+        let Some(Declared {
+            dims: Some(dims), ..
+        }) = value_info::decode(vi)
+        else {
             return Ok(());
         };
-        let Some(onnx_protobuf::type_proto::Value::TensorType(tt)) = &ty.value else {
-            return Ok(());
-        };
-        let Some(shape) = tt.shape.as_ref() else {
-            return Ok(());
-        };
-        if shape.dim.len() > self.limits.max_rank {
+        if dims.len() > self.limits.max_rank {
             return Err(AivmError::Guard(format!(
                 "\"{}\" has rank {}, more than {}",
                 vi.name,
-                shape.dim.len(),
+                dims.len(),
                 self.limits.max_rank
             )));
         }
         let mut elems: u64 = 1;
-        for d in &shape.dim {
-            if d.has_dim_value() {
-                let v = d.dim_value();
+        for d in &dims {
+            if let Dim::Value(v) = *d {
                 let v = u64::try_from(v).map_err(|_| {
                     AivmError::Guard(format!("\"{}\" declares a negative dimension", vi.name))
                 })?;
