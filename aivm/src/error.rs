@@ -25,7 +25,7 @@ impl fmt::Display for ShapeDisplay {
 pub enum AivmError {
     /// The model was refused by the guards that run before any ONNX library sees it.
     #[error("model refused: {0}")]
-    Guard(String),
+    Guard(crate::onnx::guard::Refusal),
 
     /// The file is not a valid ONNX protobuf.
     #[error("not a valid ONNX model: {0}")]
@@ -108,7 +108,7 @@ pub enum AivmError {
 
     /// A proof did not verify, or its envelope is inconsistent with the model.
     #[error("invalid proof: {0}")]
-    InvalidProof(String),
+    InvalidProof(crate::proof::ProofError),
 
     #[error("{context}: {source}")]
     Io {

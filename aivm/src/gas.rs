@@ -109,63 +109,52 @@ pub fn meter(program: &Program, visibility: Visibility) -> GasReport {
     meter_with(&SCHEDULE, program, visibility)
 }
 
-/// Meters a program with a given schedule.
+/// Meters a program with a given schedule: the usage of a task as its shapes fix it.
 pub fn meter_with(s: &GasSchedule, program: &Program, visibility: Visibility) -> GasReport {
     let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), visibility);
-    let k = circuit.min_k();
-    let rows = circuit.rows().0 as u64;
-    let macs = program.macs();
-    let lookups = program.lookups();
     let elems = |ios: &[crate::program::IoSpec]| {
         ios.iter()
             .map(|io| numel(&program.tensors[io.tensor].shape) as u64)
             .sum::<u64>()
     };
     let (n_in, n_out) = (elems(&program.inputs), elems(&program.outputs));
-    let bytes_in = 8 * n_in;
-    let bytes_out = 8 * n_out;
-    let public_inputs = 1
-        + n_out
-        + if visibility == Visibility::Public {
-            n_in
-        } else {
-            1
-        };
-    s.price(Usage {
+    let public_in = match visibility {
+        Visibility::Public => n_in,
+        Visibility::Hashed => 1,
+    };
+    s.price(usage(&circuit, circuit.min_k(), n_in, n_out, public_in))
+}
+
+/// What a task of a program (laid out as `circuit`) uses, proven at `k` with `n_in` input and `n_out` output
+/// elements and `public_in` public input cells (the inputs, or their commitment). The quote
+/// ([`meter`]) and the charge ([`charge`]) both price this one function, so they agree
+/// whenever the task is what its shapes say.
+pub fn usage(circuit: &AivmCircuit, k: u32, n_in: u64, n_out: u64, public_in: u64) -> Usage {
+    let program = &circuit.program;
+    Usage {
         k,
-        rows,
-        macs,
-        lookups,
-        bytes_in,
-        bytes_out,
-        public_inputs,
-    })
+        rows: circuit.rows().0 as u64,
+        macs: program.macs(),
+        lookups: program.lookups(),
+        bytes_in: 8 * n_in,
+        bytes_out: 8 * n_out,
+        // The nonce, the input part and the outputs.
+        public_inputs: 1 + public_in + n_out,
+    }
 }
 
 /// The charge of a task after it ran: computed from what the task actually produced (the
 /// proof's `k`, the public inputs it carries, the sizes of its inputs and outputs) with the
 /// schedule in force. For an honest task this equals [`meter`]'s quote exactly.
 pub fn charge(program: &Program, inputs: &[Vec<i64>], proof: &crate::proof::Proof) -> GasReport {
-    let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), proof.visibility);
-    let rows = circuit.rows().0 as u64;
-    let macs = program.macs();
-    let lookups = program.lookups();
     let n_in: u64 = inputs.iter().map(|x| x.len() as u64).sum();
     let n_out: u64 = proof.outputs.iter().map(|x| x.len() as u64).sum();
-    let input_part = match &proof.input {
+    let public_in = match &proof.input {
         crate::proof::PublicInput::Values(v) => v.iter().map(|x| x.len() as u64).sum(),
         crate::proof::PublicInput::Commitment(_) => 1,
     };
-    let public_inputs = 1 + input_part + n_out;
-    SCHEDULE.price(Usage {
-        k: proof.k,
-        rows,
-        macs,
-        lookups,
-        bytes_in: 8 * n_in,
-        bytes_out: 8 * n_out,
-        public_inputs,
-    })
+    let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), proof.visibility);
+    SCHEDULE.price(usage(&circuit, proof.k, n_in, n_out, public_in))
 }
 
 /// Estimated peak memory of proving at `k`, in MB: a base plus a per-row cost measured on the

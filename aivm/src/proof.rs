@@ -365,19 +365,18 @@ impl Keys {
     /// the proof must hold for its public inputs.
     pub fn verify(&self, proof: &Proof) -> Result<()> {
         if proof.model_id != self.model_id {
-            return Err(AivmError::InvalidProof(format!(
-                "the proof is for model {}, not {}",
-                proof.model_id, self.model_id
-            )));
+            return Err(AivmError::InvalidProof(ProofError::OtherModel {
+                proof: proof.model_id,
+                expected: self.model_id,
+            }));
         }
         if proof.k != self.k || proof.visibility != self.visibility() {
-            return Err(AivmError::InvalidProof(format!(
-                "the proof claims k = {} with {} inputs; this model proves at k = {} with {} inputs",
-                proof.k,
-                proof.visibility,
-                self.k,
-                self.visibility()
-            )));
+            return Err(AivmError::InvalidProof(ProofError::Domain {
+                k: proof.k,
+                visibility: proof.visibility,
+                model_k: self.k,
+                model_visibility: self.visibility(),
+            }));
         }
         let program = &self.circuit.program;
         let input_part: Vec<Fp> = match (&proof.input, self.visibility()) {
@@ -396,14 +395,13 @@ impl Keys {
                     .collect()
             }
             (PublicInput::Commitment(c), Visibility::Hashed) => {
-                vec![Option::from(Fp::from_repr(*c)).ok_or_else(|| {
-                    AivmError::InvalidProof("the input commitment is not a field element".into())
-                })?]
+                vec![
+                    Option::from(Fp::from_repr(*c))
+                        .ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))?,
+                ]
             }
             _ => {
-                return Err(AivmError::InvalidProof(
-                    "the public input does not match the visibility".into(),
-                ));
+                return Err(AivmError::InvalidProof(ProofError::VisibilityMismatch));
             }
         };
         check_shapes(
@@ -428,14 +426,14 @@ impl Keys {
             &[&[&instance]],
             &mut transcript,
         )
-        .map_err(|e| AivmError::InvalidProof(format!("verification failed ({e:?})")))
+        .map_err(|e| AivmError::InvalidProof(ProofError::Verification(format!("{e:?}"))))
     }
 }
 
 fn check_shapes<'a>(
     shapes: impl Iterator<Item = &'a Vec<usize>>,
     values: &[Vec<i64>],
-    what: &str,
+    what: &'static str,
 ) -> Result<()> {
     let shapes: Vec<&Vec<usize>> = shapes.collect();
     if shapes.len() != values.len()
@@ -444,9 +442,7 @@ fn check_shapes<'a>(
             .zip(values)
             .any(|(s, v)| crate::tensor::numel(s) != v.len())
     {
-        return Err(AivmError::InvalidProof(format!(
-            "the {what} values do not match the model's {what} shapes"
-        )));
+        return Err(AivmError::InvalidProof(ProofError::Shapes { what }));
     }
     Ok(())
 }
@@ -514,21 +510,45 @@ struct PublicJson {
     outputs: Vec<Vec<i64>>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+fn unhex32(s: &str, what: &str) -> Result<[u8; 32]> {
+    crate::wire::unhex(s)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| malformed(format!("{what} must be 64 hex digits")))
 }
 
-fn unhex32(s: &str, what: &str) -> Result<[u8; 32]> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    let bad = || AivmError::InvalidProof(format!("{what} must be 64 hex digits"));
-    if s.len() != 64 || !s.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+use crate::wire::hex;
+
+fn malformed(reason: impl Into<String>) -> AivmError {
+    AivmError::InvalidProof(ProofError::Malformed(reason.into()))
+}
+
+/// Why a proof is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("the proof is for model {proof}, not {expected}")]
+    OtherModel { proof: ModelId, expected: ModelId },
+    #[error(
+        "the proof claims k = {k} with {visibility} inputs; this model proves at k = {model_k} with {model_visibility} inputs"
+    )]
+    Domain {
+        k: u32,
+        visibility: Visibility,
+        model_k: u32,
+        model_visibility: Visibility,
+    },
+    #[error("the input commitment is not a field element")]
+    CommitmentNotField,
+    #[error("the public input does not match the visibility")]
+    VisibilityMismatch,
+    /// The `what` ("input" or "output") values do not have the model's shapes.
+    #[error("the {what} values do not match the model's {what} shapes")]
+    Shapes { what: &'static str },
+    /// The proof does not hold for its public inputs (halo2's reason).
+    #[error("verification failed ({0})")]
+    Verification(String),
+    /// The envelope or binary form cannot be read.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 const MAGIC: &[u8; 8] = b"LCPROOF\0";
@@ -561,15 +581,15 @@ impl Proof {
     /// Parses a JSON envelope, refusing other versions and schemes.
     pub fn from_json(text: &str) -> Result<Proof> {
         let env: Envelope = serde_json::from_str(text)
-            .map_err(|e| AivmError::InvalidProof(format!("not a proof envelope: {e}")))?;
+            .map_err(|e| malformed(format!("not a proof envelope: {e}")))?;
         if env.version != PROOF_VERSION {
-            return Err(AivmError::InvalidProof(format!(
+            return Err(malformed(format!(
                 "proof envelope version {} is not supported (this build reads version {PROOF_VERSION})",
                 env.version
             )));
         }
         if env.scheme != SCHEME {
-            return Err(AivmError::InvalidProof(format!(
+            return Err(malformed(format!(
                 "proof scheme \"{}\" is not {SCHEME}",
                 env.scheme
             )));
@@ -584,16 +604,14 @@ impl Proof {
                 PublicInput::Commitment(unhex32(&c, "input_commitment")?)
             }
             _ => {
-                return Err(AivmError::InvalidProof(
-                    "public inputs do not match the input visibility".into(),
-                ));
+                return Err(malformed("public inputs do not match the input visibility"));
             }
         };
         Ok(Proof {
             model_id: env
                 .model_id
                 .parse()
-                .map_err(|_| AivmError::InvalidProof("model_id must be 64 hex digits".into()))?,
+                .map_err(|_| malformed("model_id must be 64 hex digits"))?,
             k: env.k,
             visibility: env.input_visibility,
             nonce: unhex32(&env.public_inputs.nonce, "nonce")?,
@@ -601,7 +619,7 @@ impl Proof {
             outputs: env.public_inputs.outputs,
             proof: base64::engine::general_purpose::STANDARD
                 .decode(env.proof.as_bytes())
-                .map_err(|_| AivmError::InvalidProof("the proof is not valid base64".into()))?,
+                .map_err(|_| malformed("the proof is not valid base64"))?,
             compile: env.compile,
         })
     }
@@ -634,16 +652,14 @@ impl Proof {
 
     /// Parses the compact binary form.
     pub fn from_bytes(b: &[u8]) -> Result<Proof> {
-        let bad = |e: AivmError| AivmError::InvalidProof(format!("binary proof: {e}"));
+        let bad = |e: AivmError| malformed(format!("binary proof: {e}"));
         let mut r = R { b, pos: 0 };
         if r.take(8).map_err(bad)? != MAGIC {
-            return Err(AivmError::InvalidProof(
-                "not a binary lightchain proof".into(),
-            ));
+            return Err(malformed("not a binary lightchain proof"));
         }
         let version = u32::from_le_bytes(r.take(4).map_err(bad)?.try_into().expect("4 bytes"));
         if version != PROOF_VERSION {
-            return Err(AivmError::InvalidProof(format!(
+            return Err(malformed(format!(
                 "binary proof version {version} is not supported"
             )));
         }
@@ -663,7 +679,7 @@ impl Proof {
                 Visibility::Hashed,
                 PublicInput::Commitment(r.take(32).map_err(bad)?.try_into().expect("32 bytes")),
             ),
-            _ => return Err(AivmError::InvalidProof("unknown input visibility".into())),
+            _ => return Err(malformed("unknown input visibility")),
         };
         let n = r.count().map_err(bad)?;
         let outputs = (0..n)
@@ -673,9 +689,7 @@ impl Proof {
         let len = r.count().map_err(bad)?;
         let proof = r.take(len).map_err(bad)?.to_vec();
         if r.pos != b.len() {
-            return Err(AivmError::InvalidProof(
-                "trailing bytes after the proof".into(),
-            ));
+            return Err(malformed("trailing bytes after the proof"));
         }
         Ok(Proof {
             model_id,

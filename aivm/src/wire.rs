@@ -85,6 +85,12 @@ impl<'a> R<'a> {
         self.pos = end;
         Ok(s)
     }
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
     pub fn u(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -173,4 +179,20 @@ impl<'a> R<'a> {
             _ => Err(AivmError::Decode("bad flag".into())),
         }
     }
+}
+
+/// Lowercase hex, two digits per byte: the one hex encoding of every crate.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Bytes from hex (an optional `0x` prefix, an even number of digits).
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }

@@ -5,6 +5,8 @@
 //! before it. Entries are sorted by name; nothing depends on time or the file system, so the same
 //! contents always give the same bytes.
 
+use lightchain_aivm::wire::R;
+
 use crate::error::{PackageError, Result};
 
 const MAGIC: &[u8; 8] = b"LCPKG\0\r\n";
@@ -36,22 +38,16 @@ pub fn write(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
-    pos: usize,
+/// Reads `N` bytes of `what` (a truncated file names the field it ends in).
+fn take<const N: usize>(c: &mut R, what: &str) -> Result<[u8; N]> {
+    c.array::<N>()
+        .map_err(|_| corrupt(format!("truncated in {what}")))
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| corrupt(format!("truncated in {what}")))?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
+/// Reads `n` bytes of `what`.
+fn bytes<'a>(c: &mut R<'a>, n: usize, what: &str) -> Result<&'a [u8]> {
+    c.take(n)
+        .map_err(|_| corrupt(format!("truncated in {what}")))
 }
 
 /// Reads a container: checks the magic, the version, every entry's checksum and the whole
@@ -60,11 +56,11 @@ pub fn read(b: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     if b.len() < MAGIC.len() || &b[..MAGIC.len()] != MAGIC {
         return Err(corrupt("not a lightchain package (bad magic)"));
     }
-    let mut c = Cursor {
+    let mut c = R {
         b,
         pos: MAGIC.len(),
     };
-    let version = u32::from_le_bytes(c.take(4, "the header")?.try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes(take(&mut c, "the header")?);
     if version > FORMAT_VERSION {
         return Err(corrupt(format!(
             "package format version {version} is newer than this lightchain reads ({FORMAT_VERSION}); upgrade lightchain"
@@ -82,27 +78,23 @@ pub fn read(b: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
             "file checksum mismatch: the file is damaged or was modified",
         ));
     }
-    let mut c = Cursor {
+    let mut c = R {
         b: body,
         pos: c.pos,
     };
-    let n = u32::from_le_bytes(c.take(4, "the header")?.try_into().expect("4 bytes")) as usize;
+    let n = u32::from_le_bytes(take(&mut c, "the header")?) as usize;
     if n > MAX_ENTRIES {
         return Err(corrupt(format!("{n} entries, more than {MAX_ENTRIES}")));
     }
     let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
     for _ in 0..n {
-        let len =
-            u16::from_le_bytes(c.take(2, "an entry name")?.try_into().expect("2 bytes")) as usize;
-        let name = String::from_utf8(c.take(len, "an entry name")?.to_vec())
+        let len = u16::from_le_bytes(take(&mut c, "an entry name")?) as usize;
+        let name = String::from_utf8(bytes(&mut c, len, "an entry name")?.to_vec())
             .map_err(|_| corrupt("an entry name is not UTF-8"))?;
-        let size = u64::from_le_bytes(c.take(8, "an entry size")?.try_into().expect("8 bytes"));
-        let sum: [u8; 32] = c
-            .take(32, "an entry checksum")?
-            .try_into()
-            .expect("32 bytes");
+        let size = u64::from_le_bytes(take(&mut c, "an entry size")?);
+        let sum: [u8; 32] = take(&mut c, "an entry checksum")?;
         let size = usize::try_from(size).map_err(|_| corrupt("entry too large"))?;
-        let data = c.take(size, &format!("entry \"{name}\""))?;
+        let data = bytes(&mut c, size, &format!("entry \"{name}\""))?;
         if blake3::hash(data).as_bytes() != &sum {
             return Err(corrupt(format!("checksum mismatch in entry \"{name}\"")));
         }

@@ -262,89 +262,8 @@ impl Manifest {
                 "model.onnx must be a path inside the project folder",
             );
         }
-        let tensors = |list: &[Spanned<RawTensor>],
-                       what: &str,
-                       is: &mut Issues|
-         -> Vec<TensorSpec> {
-            let mut out = Vec::new();
-            for t in list {
-                let r = t.get_ref();
-                let line = line_of(text, t.span().start);
-                if r.name.get_ref().is_empty() {
-                    is.at(&r.name, format!("{what} name must not be empty"));
-                }
-                if out.iter().any(|o: &TensorSpec| o.name == *r.name.get_ref()) {
-                    is.at(
-                        &r.name,
-                        format!("{what} \"{}\" is declared twice", r.name.get_ref()),
-                    );
-                }
-                let dtype = match r.dtype.get_ref().as_str() {
-                    "f32" | "float32" => DTypeSpec::F32,
-                    "i64" | "int64" => DTypeSpec::I64,
-                    other => {
-                        is.at(
-                            &r.dtype,
-                            format!("dtype \"{other}\" is not supported (use \"f32\" or \"i64\")"),
-                        );
-                        DTypeSpec::F32
-                    }
-                };
-                let shape: Vec<usize> = r
-                    .shape
-                    .get_ref()
-                    .iter()
-                    .map(|&d| d.max(0) as usize)
-                    .collect();
-                if r.shape.get_ref().is_empty()
-                    || r.shape
-                        .get_ref()
-                        .iter()
-                        .any(|&d| !(1..=1 << 20).contains(&d))
-                {
-                    is.at(
-                        &r.shape,
-                        format!(
-                            "{what} \"{}\": shape dims must be between 1 and 1048576",
-                            r.name.get_ref()
-                        ),
-                    );
-                }
-                let range = match &r.range {
-                    None => None,
-                    Some(rg) => match rg.get_ref().as_slice() {
-                        [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => Some([*lo, *hi]),
-                        _ => {
-                            is.at(rg, "range must be [low, high] with finite low < high");
-                            None
-                        }
-                    },
-                };
-                if let Some(l) = &r.labels
-                    && shape.last().is_some_and(|&n| n != l.get_ref().len())
-                {
-                    is.at(
-                        l,
-                        format!(
-                            "{} labels for a last axis of {}",
-                            l.get_ref().len(),
-                            shape.last().unwrap_or(&0)
-                        ),
-                    );
-                }
-                out.push(TensorSpec {
-                    name: r.name.get_ref().clone(),
-                    dtype,
-                    shape,
-                    range,
-                    labels: r.labels.as_ref().map(|l| l.get_ref().clone()),
-                    line,
-                });
-            }
-            out
-        };
-        let inputs = tensors(&raw.inputs, "input", &mut is);
-        let outputs = tensors(&raw.outputs, "output", &mut is);
+        let inputs = tensor_specs(&raw.inputs, "input", &mut is);
+        let outputs = tensor_specs(&raw.outputs, "output", &mut is);
         if raw.inputs.is_empty() {
             is.list.push(ManifestIssue {
                 line: 0,
@@ -357,68 +276,8 @@ impl Manifest {
                 message: "declare at least one [[outputs]] entry".into(),
             });
         }
-        let mut proving = Proving::default();
-        if let Some(p) = &raw.proving {
-            let p = p.get_ref();
-            if let Some(v) = &p.input_visibility {
-                match v.get_ref().as_str() {
-                    "public" => proving.input_visibility = Visibility::Public,
-                    "hashed" => proving.input_visibility = Visibility::Hashed,
-                    other => is.at(
-                        v,
-                        format!("input_visibility \"{other}\" must be \"public\" or \"hashed\""),
-                    ),
-                }
-            }
-            if let Some(v) = &p.output_visibility
-                && v.get_ref() != "public"
-            {
-                is.at(v, format!("output_visibility \"{}\" is not supported: outputs are public inputs of the proof", v.get_ref()));
-            }
-            if let Some(s) = &p.scale {
-                match s.get_ref() {
-                    toml::Value::String(a) if a == "auto" => {}
-                    toml::Value::Integer(n) if (0..=24).contains(n) => {
-                        proving.scale = ScaleSpec::Fixed(*n as u32)
-                    }
-                    _ => is.at(s, "scale must be \"auto\" or an integer from 0 to 24"),
-                }
-            }
-            if let Some(a) = &p.accuracy_target {
-                if !(a.get_ref().is_finite() && *a.get_ref() > 0.0 && *a.get_ref() <= 1.0) {
-                    is.at(
-                        a,
-                        "accuracy_target must be a fraction in (0, 1], e.g. 0.01 for 1%",
-                    );
-                } else {
-                    proving.accuracy_target = *a.get_ref();
-                }
-            }
-        }
-        let mut tests = Vec::new();
-        for (i, t) in raw.tests.iter().enumerate() {
-            let r = t.get_ref();
-            let line = line_of(text, t.span().start);
-            if r.expected.is_none() && r.label.is_none() {
-                is.at(t, "a test vector needs `expected` (an outputs file) or `label` (the expected class)");
-            }
-            let tolerance = match &r.tolerance {
-                Some(tl) if !(tl.get_ref().is_finite() && *tl.get_ref() >= 0.0) => {
-                    is.at(tl, "tolerance must be a non-negative number");
-                    0.0
-                }
-                Some(tl) => *tl.get_ref(),
-                None => 0.05,
-            };
-            tests.push(TestVector {
-                name: r.name.clone().unwrap_or_else(|| format!("test-{}", i + 1)),
-                input: PathBuf::from(r.input.get_ref()),
-                expected: r.expected.as_ref().map(|e| PathBuf::from(e.get_ref())),
-                label: r.label.as_ref().map(|l| *l.get_ref()),
-                tolerance,
-                line,
-            });
-        }
+        let proving = proving(raw.proving.as_ref(), &mut is);
+        let tests = test_vectors(&raw.tests, &mut is);
         let mut limits = Limits::default();
         if let Some(l) = &raw.limits
             && let Some(m) = &l.get_ref().memory_mb
@@ -444,4 +303,159 @@ impl Manifest {
             limits,
         })
     }
+}
+
+/// The `[[inputs]]` or `[[outputs]]` entries (`what` names which), each checked.
+fn tensor_specs(list: &[Spanned<RawTensor>], what: &str, is: &mut Issues) -> Vec<TensorSpec> {
+    let mut out = Vec::new();
+    for t in list {
+        let r = t.get_ref();
+        let line = line_of(is.text, t.span().start);
+        if r.name.get_ref().is_empty() {
+            is.at(&r.name, format!("{what} name must not be empty"));
+        }
+        if out.iter().any(|o: &TensorSpec| o.name == *r.name.get_ref()) {
+            is.at(
+                &r.name,
+                format!("{what} \"{}\" is declared twice", r.name.get_ref()),
+            );
+        }
+        let dtype = match r.dtype.get_ref().as_str() {
+            "f32" | "float32" => DTypeSpec::F32,
+            "i64" | "int64" => DTypeSpec::I64,
+            other => {
+                is.at(
+                    &r.dtype,
+                    format!("dtype \"{other}\" is not supported (use \"f32\" or \"i64\")"),
+                );
+                DTypeSpec::F32
+            }
+        };
+        let shape: Vec<usize> = r
+            .shape
+            .get_ref()
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
+        if r.shape.get_ref().is_empty()
+            || r.shape
+                .get_ref()
+                .iter()
+                .any(|&d| !(1..=1 << 20).contains(&d))
+        {
+            is.at(
+                &r.shape,
+                format!(
+                    "{what} \"{}\": shape dims must be between 1 and 1048576",
+                    r.name.get_ref()
+                ),
+            );
+        }
+        let range = match &r.range {
+            None => None,
+            Some(rg) => match rg.get_ref().as_slice() {
+                [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi => Some([*lo, *hi]),
+                _ => {
+                    is.at(rg, "range must be [low, high] with finite low < high");
+                    None
+                }
+            },
+        };
+        if let Some(l) = &r.labels
+            && shape.last().is_some_and(|&n| n != l.get_ref().len())
+        {
+            is.at(
+                l,
+                format!(
+                    "{} labels for a last axis of {}",
+                    l.get_ref().len(),
+                    shape.last().unwrap_or(&0)
+                ),
+            );
+        }
+        out.push(TensorSpec {
+            name: r.name.get_ref().clone(),
+            dtype,
+            shape,
+            range,
+            labels: r.labels.as_ref().map(|l| l.get_ref().clone()),
+            line,
+        });
+    }
+    out
+}
+
+/// The `[proving]` table, each setting checked (defaults where absent).
+fn proving(raw: Option<&Spanned<RawProving>>, is: &mut Issues) -> Proving {
+    let mut proving = Proving::default();
+    if let Some(p) = raw {
+        let p = p.get_ref();
+        if let Some(v) = &p.input_visibility {
+            match v.get_ref().as_str() {
+                "public" => proving.input_visibility = Visibility::Public,
+                "hashed" => proving.input_visibility = Visibility::Hashed,
+                other => is.at(
+                    v,
+                    format!("input_visibility \"{other}\" must be \"public\" or \"hashed\""),
+                ),
+            }
+        }
+        if let Some(v) = &p.output_visibility
+            && v.get_ref() != "public"
+        {
+            is.at(v, format!("output_visibility \"{}\" is not supported: outputs are public inputs of the proof", v.get_ref()));
+        }
+        if let Some(s) = &p.scale {
+            match s.get_ref() {
+                toml::Value::String(a) if a == "auto" => {}
+                toml::Value::Integer(n) if (0..=24).contains(n) => {
+                    proving.scale = ScaleSpec::Fixed(*n as u32)
+                }
+                _ => is.at(s, "scale must be \"auto\" or an integer from 0 to 24"),
+            }
+        }
+        if let Some(a) = &p.accuracy_target {
+            if !(a.get_ref().is_finite() && *a.get_ref() > 0.0 && *a.get_ref() <= 1.0) {
+                is.at(
+                    a,
+                    "accuracy_target must be a fraction in (0, 1], e.g. 0.01 for 1%",
+                );
+            } else {
+                proving.accuracy_target = *a.get_ref();
+            }
+        }
+    }
+    proving
+}
+
+/// The `[[tests]]` entries, each checked.
+fn test_vectors(raw: &[Spanned<RawTest>], is: &mut Issues) -> Vec<TestVector> {
+    let mut tests = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let r = t.get_ref();
+        let line = line_of(is.text, t.span().start);
+        if r.expected.is_none() && r.label.is_none() {
+            is.at(
+                t,
+                "a test vector needs `expected` (an outputs file) or `label` (the expected class)",
+            );
+        }
+        let tolerance = match &r.tolerance {
+            Some(tl) if !(tl.get_ref().is_finite() && *tl.get_ref() >= 0.0) => {
+                is.at(tl, "tolerance must be a non-negative number");
+                0.0
+            }
+            Some(tl) => *tl.get_ref(),
+            None => 0.05,
+        };
+        tests.push(TestVector {
+            name: r.name.clone().unwrap_or_else(|| format!("test-{}", i + 1)),
+            input: PathBuf::from(r.input.get_ref()),
+            expected: r.expected.as_ref().map(|e| PathBuf::from(e.get_ref())),
+            label: r.label.as_ref().map(|l| *l.get_ref()),
+            tolerance,
+            line,
+        });
+    }
+    tests
 }

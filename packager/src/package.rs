@@ -9,7 +9,8 @@ use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::gas::{self, GasReport};
 use lightchain_aivm::guard::{GuardLimits, guard_bytes};
 use lightchain_aivm::proof::{CompileRecord, Keys, ParamsCache};
-use lightchain_aivm::{Inputs, Model, Program, QuantConfig, Tensor};
+use lightchain_aivm::wire::hex;
+use lightchain_aivm::{Calibration, Inputs, Model, Program, QuantConfig, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::container;
@@ -83,10 +84,6 @@ pub enum Stage {
 }
 
 pub use lightchain_aivm::gas::memory_estimate_mb;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn read_text(dir: &Path, p: &Path) -> Result<String> {
     let path = dir.join(p);
@@ -311,11 +308,9 @@ pub fn build(
         // Checked now, so that a broken expectations file fails before any proving.
         read_expected(dir, t, &model)?;
     }
-    let seed = u64::from_le_bytes(
-        blake3::hash(&onnx).as_bytes()[..8]
-            .try_into()
-            .expect("8 bytes"),
-    );
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&blake3::hash(&onnx).as_bytes()[..8]);
+    let seed = u64::from_le_bytes(seed);
     let samples = calibration_samples(&manifest, &model, &tests, seed)?;
     let calibration = model.calibrate(&samples)?;
     let reference = model.reference()?;
@@ -324,86 +319,9 @@ pub fn build(
         .iter()
         .map(|i| reference.run(&i.tensors))
         .collect::<std::result::Result<_, _>>()?;
-    let names: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
-    let candidates: Vec<QuantConfig> = match manifest.proving.scale {
-        ScaleSpec::Fixed(s) => vec![QuantConfig::fixed(s)],
-        ScaleSpec::Auto => [16, 20, 24]
-            .iter()
-            .map(|&b| QuantConfig {
-                act_bits: b,
-                ..QuantConfig::default()
-            })
-            .collect(),
-    };
-    let mut chosen = None;
-    let mut last_err = String::new();
-    for cfg in candidates {
-        let program = match model.compile_with(&calibration, &cfg) {
-            Ok(p) => p,
-            Err(e) => {
-                last_err = e.to_string();
-                continue;
-            }
-        };
-        let mut worst = 0.0f64;
-        let mut agree = true;
-        let mut vectors = Vec::new();
-        let mut failed = None;
-        for (i, (inp, f)) in check_on.iter().zip(&floats).enumerate() {
-            match program.run_float(inp) {
-                Ok(q) => {
-                    let acc = compare(&names, f, &q);
-                    worst = worst.max(acc.max_rel_error());
-                    agree &= acc.argmax_agrees();
-                    let name = manifest
-                        .tests
-                        .get(i)
-                        .map_or(format!("sample-{}", i + 1), |t| t.name.clone());
-                    vectors.push(VectorAccuracy {
-                        name,
-                        max_abs_error: acc
-                            .outputs
-                            .iter()
-                            .map(|o| o.max_abs_error)
-                            .fold(0.0, f64::max),
-                        max_rel_error: acc.max_rel_error(),
-                        argmax_agrees: acc.argmax_agrees(),
-                    });
-                }
-                Err(e) => failed = Some(e.to_string()),
-            }
-        }
-        if let Some(e) = failed {
-            last_err = e;
-            continue;
-        }
-        if worst <= manifest.proving.accuracy_target && agree {
-            chosen = Some((
-                program,
-                cfg,
-                AccuracyReport {
-                    act_bits: 0,
-                    target: manifest.proving.accuracy_target,
-                    samples: samples.len(),
-                    max_rel_error: worst,
-                    vectors,
-                },
-            ));
-            break;
-        }
-        last_err = format!(
-            "max relative error {:.3}% (target {:.3}%){}",
-            worst * 100.0,
-            manifest.proving.accuracy_target * 100.0,
-            if agree {
-                ""
-            } else {
-                ", and an argmax differs from the float model"
-            }
-        );
-    }
-    let (program, quant, mut accuracy) = chosen.ok_or(PackageError::Accuracy(last_err))?;
-    accuracy.act_bits = quant.act_bits;
+    let (program, quant, mut accuracy) =
+        choose_quantization(&manifest, &model, &calibration, check_on, &floats)?;
+    accuracy.samples = samples.len();
     let program = Arc::new(program);
     let visibility = manifest.proving.input_visibility;
 
@@ -475,6 +393,104 @@ pub fn build(
     let bytes = container::write(&entries);
     let package = load(&bytes)?;
     Ok((bytes, package))
+}
+
+/// How a compiled program's outputs compare with the float model's on the check inputs:
+/// the worst relative error, whether every argmax agrees, and each vector's figures.
+fn accuracy_on(
+    manifest: &Manifest,
+    program: &Program,
+    check_on: &[Inputs],
+    floats: &[Vec<Tensor<f64>>],
+    names: &[String],
+) -> std::result::Result<(f64, bool, Vec<VectorAccuracy>), String> {
+    let mut worst = 0.0f64;
+    let mut agree = true;
+    let mut vectors = Vec::new();
+    for (i, (inp, f)) in check_on.iter().zip(floats).enumerate() {
+        let q = program.run_float(inp).map_err(|e| e.to_string())?;
+        let acc = compare(names, f, &q);
+        worst = worst.max(acc.max_rel_error());
+        agree &= acc.argmax_agrees();
+        let name = manifest
+            .tests
+            .get(i)
+            .map_or(format!("sample-{}", i + 1), |t| t.name.clone());
+        vectors.push(VectorAccuracy {
+            name,
+            max_abs_error: acc
+                .outputs
+                .iter()
+                .map(|o| o.max_abs_error)
+                .fold(0.0, f64::max),
+            max_rel_error: acc.max_rel_error(),
+            argmax_agrees: acc.argmax_agrees(),
+        });
+    }
+    Ok((worst, agree, vectors))
+}
+
+/// Compiles the model with each candidate quantization (the manifest's fixed scale, or 16,
+/// 20 and 24 activation bits) and takes the first that meets the accuracy target with every
+/// argmax agreeing.
+fn choose_quantization(
+    manifest: &Manifest,
+    model: &Model,
+    calibration: &Calibration,
+    check_on: &[Inputs],
+    floats: &[Vec<Tensor<f64>>],
+) -> Result<(Program, QuantConfig, AccuracyReport)> {
+    let names: Vec<String> = model.outputs().iter().map(|o| o.name.clone()).collect();
+    let candidates: Vec<QuantConfig> = match manifest.proving.scale {
+        ScaleSpec::Fixed(s) => vec![QuantConfig::fixed(s)],
+        ScaleSpec::Auto => [16, 20, 24]
+            .iter()
+            .map(|&b| QuantConfig {
+                act_bits: b,
+                ..QuantConfig::default()
+            })
+            .collect(),
+    };
+    let target = manifest.proving.accuracy_target;
+    let mut last_err = String::new();
+    for cfg in candidates {
+        let program = match model.compile_with(calibration, &cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                last_err = e.to_string();
+                continue;
+            }
+        };
+        let (worst, agree, vectors) =
+            match accuracy_on(manifest, &program, check_on, floats, &names) {
+                Ok(r) => r,
+                Err(e) => {
+                    last_err = e;
+                    continue;
+                }
+            };
+        if worst <= target && agree {
+            let report = AccuracyReport {
+                act_bits: cfg.act_bits,
+                target,
+                samples: 0,
+                max_rel_error: worst,
+                vectors,
+            };
+            return Ok((program, cfg, report));
+        }
+        last_err = format!(
+            "max relative error {:.3}% (target {:.3}%){}",
+            worst * 100.0,
+            target * 100.0,
+            if agree {
+                ""
+            } else {
+                ", and an argmax differs from the float model"
+            }
+        );
+    }
+    Err(PackageError::Accuracy(last_err))
 }
 
 mod erased {

@@ -165,11 +165,20 @@ impl Config {
         cfg
     }
 
+    /// Every gate and lookup, in a fixed order (the order is part of the verifying key).
     fn gates(&mut self, meta: &mut ConstraintSystem<Fp>) {
-        let cfg = self.clone();
         let mut infos = Vec::new();
+        self.arithmetic_gates(meta, &mut infos);
+        self.selection_gates(meta, &mut infos);
+        self.gate_info = infos;
+        self.lookup_names = self.lookups(meta);
+    }
+
+    /// Dot products, rescaling divisions, range checks and products.
+    fn arithmetic_gates(&self, meta: &mut ConstraintSystem<Fp>, infos: &mut Vec<GateInfo>) {
+        let cfg = self;
         let mut g = |name: &'static str, sel: Selector, f: &dyn Fn(&mut Q<'_, '_>) -> Vec<Poly>| {
-            gate(meta, &mut infos, name, sel, f)
+            gate(meta, infos, name, sel, f)
         };
         g("dot", cfg.q_dot, &|q| {
             let acc = q.a(cfg.acc);
@@ -216,6 +225,15 @@ impl Config {
             let p = q.a(cfg.lane[0]) * q.a(cfg.lane[1]);
             vec![("product", q.a(cfg.acc) - p)]
         });
+    }
+
+    /// Comparisons and selections: clamps, leaky ReLU, max chains, argmax, softmax's
+    /// division, gather keys.
+    fn selection_gates(&self, meta: &mut ConstraintSystem<Fp>, infos: &mut Vec<GateInfo>) {
+        let cfg = self;
+        let mut g = |name: &'static str, sel: Selector, f: &dyn Fn(&mut Q<'_, '_>) -> Vec<Poly>| {
+            gate(meta, infos, name, sel, f)
+        };
         g("cmp", cfg.q_cmp, &|q| {
             let (x, b, v, k) = (
                 q.a(cfg.lane[0]),
@@ -310,6 +328,11 @@ impl Config {
             let (key, id) = (q.a(cfg.lane[0]), q.a(cfg.lane[1]));
             vec![("key", key - (id * q.f(cfg.c[0]) + q.f(cfg.c[1])))]
         });
+    }
+
+    /// The range lookups (one per limb column) and the function-table lookup.
+    fn lookups(&self, meta: &mut ConstraintSystem<Fp>) -> Vec<&'static str> {
+        let cfg = self;
         let mut lookups = Vec::new();
         for (j, name) in RANGE_LOOKUPS.into_iter().enumerate() {
             if !lookup_off(name) {
@@ -335,8 +358,7 @@ impl Config {
                 ]
             });
         }
-        self.gate_info = infos;
-        self.lookup_names = lookups;
+        lookups
     }
 }
 

@@ -14,6 +14,71 @@ use std::path::Path;
 use super::value_info::{self, Declared, Dim};
 use crate::error::{AivmError, Result};
 
+/// Why the guards refuse a model: a limit it exceeds or a construct they do not accept, named
+/// by the node, attribute or tensor it is in (never by values).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("file is {len} bytes, more than the {max}-byte limit")]
+    FileSize { len: u64, max: u64 },
+    #[error("graphs are nested too deeply")]
+    NestedTooDeeply,
+    #[error("the model has more than {max} nodes")]
+    Nodes { max: usize },
+    #[error("the model imports no default-domain (ai.onnx) opset")]
+    NoOpset,
+    #[error("opset {opset} is outside the supported range {min}..={max}")]
+    Opset { opset: i64, min: i64, max: i64 },
+    #[error("subgraphs are nested more than {max} deep")]
+    Depth { max: usize },
+    #[error("sparse initializers are not supported")]
+    SparseInitializer,
+    #[error("node \"{node}\" ({op}) uses the custom domain \"{domain}\"")]
+    CustomDomain {
+        node: String,
+        op: String,
+        domain: String,
+    },
+    #[error("{what}: sparse tensors are not supported")]
+    SparseAttribute { what: String },
+    #[error("{what} is too large")]
+    LargeAttribute { what: String },
+    #[error("node \"{node}\" ({op}): its shape operand is not an integer tensor")]
+    ShapeOperand { node: String, op: String },
+    #[error("node \"{node}\" ({op}) has a negative dimension in its shape operand")]
+    NegativeShapeOperand { node: String, op: String },
+    #[error("node \"{node}\" ({op}) would create {elems} elements, more than the limit of {max}")]
+    Creates {
+        node: String,
+        op: String,
+        elems: u64,
+        max: u64,
+    },
+    #[error("{what} has rank {rank}, more than {max}")]
+    Rank {
+        what: String,
+        rank: usize,
+        max: usize,
+    },
+    #[error("\"{name}\" declares a negative dimension")]
+    DeclaredNegative { name: String },
+    #[error("\"{name}\" declares {elems} elements, more than the limit of {max}")]
+    DeclaredElems { name: String, elems: u64, max: u64 },
+    #[error("{what} refers to external data; only self-contained models are accepted")]
+    ExternalData { what: String },
+    #[error("{what} is a segmented tensor")]
+    Segmented { what: String },
+    #[error("{what} has a negative dimension")]
+    NegativeDim { what: String },
+    #[error("{what} has {elems} elements, more than the limit of {max}")]
+    TensorElems { what: String, elems: u64, max: u64 },
+    #[error("constant tensors hold more than {max} elements in total")]
+    TotalElems { max: u64 },
+    #[error("{what}: data length does not match its dims {dims:?}")]
+    DataLength { what: String, dims: Vec<i64> },
+    #[error("initializer \"{name}\": {reason}")]
+    Initializer { name: String, reason: String },
+}
+
 /// Limits enforced by [`guard_bytes`]. The defaults fit the small and mid-size models lightchain
 /// targets with room to spare.
 #[derive(Clone, Debug)]
@@ -69,9 +134,7 @@ pub fn guard_file(path: &Path, limits: &GuardLimits) -> Result<GuardedModel> {
 }
 
 fn too_big(len: u64, max: u64) -> AivmError {
-    AivmError::Guard(format!(
-        "file is {len} bytes, more than the {max}-byte limit"
-    ))
+    AivmError::Guard(Refusal::FileSize { len, max })
 }
 
 /// Parses and checks an ONNX model held in memory.
@@ -85,7 +148,7 @@ pub fn guard_bytes(bytes: Vec<u8>, limits: &GuardLimits) -> Result<GuardedModel>
     let proto = ModelProto::parse_from_bytes(&bytes).map_err(|e| {
         let msg = e.to_string();
         if msg.to_lowercase().contains("recursion") {
-            AivmError::Guard("graphs are nested too deeply".into())
+            AivmError::Guard(Refusal::NestedTooDeeply)
         } else {
             AivmError::Parse(msg)
         }
@@ -122,9 +185,7 @@ fn prescan_node_count(bytes: &[u8], max_nodes: usize) -> Result<()> {
                 if gfield == 1 {
                     nodes += 1;
                     if nodes > max_nodes {
-                        return Err(AivmError::Guard(format!(
-                            "the model has more than {max_nodes} nodes"
-                        )));
+                        return Err(AivmError::Guard(Refusal::Nodes { max: max_nodes }));
                     }
                 }
             }
@@ -216,15 +277,14 @@ fn check_opsets(proto: &ModelProto, limits: &GuardLimits) -> Result<i64> {
         }
     }
     let Some(v) = opset else {
-        return Err(AivmError::Guard(
-            "the model imports no default-domain (ai.onnx) opset".into(),
-        ));
+        return Err(AivmError::Guard(Refusal::NoOpset));
     };
     if v < limits.opset.0 || v > limits.opset.1 {
-        return Err(AivmError::Guard(format!(
-            "opset {v} is outside the supported range {}..={}",
-            limits.opset.0, limits.opset.1
-        )));
+        return Err(AivmError::Guard(Refusal::Opset {
+            opset: v,
+            min: limits.opset.0,
+            max: limits.opset.1,
+        }));
     }
     Ok(v)
 }
@@ -238,15 +298,12 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn graph(&mut self, g: &GraphProto, depth: usize) -> Result<()> {
         if depth > self.limits.max_graph_depth {
-            return Err(AivmError::Guard(format!(
-                "subgraphs are nested more than {} deep",
-                self.limits.max_graph_depth
-            )));
+            return Err(AivmError::Guard(Refusal::Depth {
+                max: self.limits.max_graph_depth,
+            }));
         }
         if !g.sparse_initializer.is_empty() {
-            return Err(AivmError::Guard(
-                "sparse initializers are not supported".into(),
-            ));
+            return Err(AivmError::Guard(Refusal::SparseInitializer));
         }
         for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
             self.value_info(vi)?;
@@ -259,17 +316,17 @@ impl Walk<'_> {
         }
         self.nodes = self.nodes.saturating_add(g.node.len());
         if self.nodes > self.limits.max_nodes {
-            return Err(AivmError::Guard(format!(
-                "the model has more than {} nodes",
-                self.limits.max_nodes
-            )));
+            return Err(AivmError::Guard(Refusal::Nodes {
+                max: self.limits.max_nodes,
+            }));
         }
         for n in &g.node {
             if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-                return Err(AivmError::Guard(format!(
-                    "node \"{}\" ({}) uses the custom domain \"{}\"",
-                    n.name, n.op_type, n.domain
-                )));
+                return Err(AivmError::Guard(Refusal::CustomDomain {
+                    node: n.name.clone(),
+                    op: n.op_type.clone(),
+                    domain: n.domain.clone(),
+                }));
             }
             for a in &n.attribute {
                 let what = format!("attribute \"{}\" of node \"{}\"", a.name, n.name);
@@ -285,14 +342,12 @@ impl Walk<'_> {
                     self.tensor(t, &what)?;
                 }
                 if a.sparse_tensor.is_some() || !a.sparse_tensors.is_empty() {
-                    return Err(AivmError::Guard(format!(
-                        "{what}: sparse tensors are not supported"
-                    )));
+                    return Err(AivmError::Guard(Refusal::SparseAttribute { what }));
                 }
                 if a.ints.len() as u64 > self.limits.max_tensor_elems
                     || a.floats.len() as u64 > self.limits.max_tensor_elems
                 {
-                    return Err(AivmError::Guard(format!("{what} is too large")));
+                    return Err(AivmError::Guard(Refusal::LargeAttribute { what }));
                 }
                 if let Some(sub) = a.g.as_ref() {
                     self.graph(sub, depth + 1)?;
@@ -317,10 +372,10 @@ impl Walk<'_> {
             return Ok(());
         };
         let dims = int_values(t).ok_or_else(|| {
-            AivmError::Guard(format!(
-                "node \"{}\" ({}): its shape operand is not an integer tensor",
-                n.name, n.op_type
-            ))
+            AivmError::Guard(Refusal::ShapeOperand {
+                node: n.name.clone(),
+                op: n.op_type.clone(),
+            })
         })?;
         if n.op_type == "Reshape" {
             // Reshape may use 0 and -1; its size is bounded by its input, which is checked elsewhere.
@@ -329,18 +384,20 @@ impl Walk<'_> {
         let mut elems: u64 = 1;
         for &d in &dims {
             let d = u64::try_from(d).map_err(|_| {
-                AivmError::Guard(format!(
-                    "node \"{}\" ({}) has a negative dimension in its shape operand",
-                    n.name, n.op_type
-                ))
+                AivmError::Guard(Refusal::NegativeShapeOperand {
+                    node: n.name.clone(),
+                    op: n.op_type.clone(),
+                })
             })?;
             elems = elems.saturating_mul(d);
         }
         if elems > self.limits.max_tensor_elems {
-            return Err(AivmError::Guard(format!(
-                "node \"{}\" ({}) would create {elems} elements, more than the limit of {}",
-                n.name, n.op_type, self.limits.max_tensor_elems
-            )));
+            return Err(AivmError::Guard(Refusal::Creates {
+                node: n.name.clone(),
+                op: n.op_type.clone(),
+                elems,
+                max: self.limits.max_tensor_elems,
+            }));
         }
         Ok(())
     }
@@ -353,27 +410,29 @@ impl Walk<'_> {
             return Ok(());
         };
         if dims.len() > self.limits.max_rank {
-            return Err(AivmError::Guard(format!(
-                "\"{}\" has rank {}, more than {}",
-                vi.name,
-                dims.len(),
-                self.limits.max_rank
-            )));
+            return Err(AivmError::Guard(Refusal::Rank {
+                what: format!("\"{}\"", vi.name),
+                rank: dims.len(),
+                max: self.limits.max_rank,
+            }));
         }
         let mut elems: u64 = 1;
         for d in &dims {
             if let Dim::Value(v) = *d {
                 let v = u64::try_from(v).map_err(|_| {
-                    AivmError::Guard(format!("\"{}\" declares a negative dimension", vi.name))
+                    AivmError::Guard(Refusal::DeclaredNegative {
+                        name: vi.name.clone(),
+                    })
                 })?;
                 elems = elems.saturating_mul(v);
             }
         }
         if elems > self.limits.max_tensor_elems {
-            return Err(AivmError::Guard(format!(
-                "\"{}\" declares {elems} elements, more than the limit of {}",
-                vi.name, self.limits.max_tensor_elems
-            )));
+            return Err(AivmError::Guard(Refusal::DeclaredElems {
+                name: vi.name.clone(),
+                elems,
+                max: self.limits.max_tensor_elems,
+            }));
         }
         Ok(())
     }
@@ -382,47 +441,47 @@ impl Walk<'_> {
         if !t.external_data.is_empty()
             || t.data_location.value() == tensor_proto::DataLocation::EXTERNAL as i32
         {
-            return Err(AivmError::Guard(format!(
-                "{what} refers to external data; only self-contained models are accepted"
-            )));
+            return Err(AivmError::Guard(Refusal::ExternalData {
+                what: what.into(),
+            }));
         }
         if t.segment.is_some() {
-            return Err(AivmError::Guard(format!("{what} is a segmented tensor")));
+            return Err(AivmError::Guard(Refusal::Segmented { what: what.into() }));
         }
         if t.dims.len() > self.limits.max_rank {
-            return Err(AivmError::Guard(format!(
-                "{what} has rank {}, more than {}",
-                t.dims.len(),
-                self.limits.max_rank
-            )));
+            return Err(AivmError::Guard(Refusal::Rank {
+                what: what.into(),
+                rank: t.dims.len(),
+                max: self.limits.max_rank,
+            }));
         }
         let mut elems: u64 = 1;
         for &d in &t.dims {
             let d = u64::try_from(d)
-                .map_err(|_| AivmError::Guard(format!("{what} has a negative dimension")))?;
+                .map_err(|_| AivmError::Guard(Refusal::NegativeDim { what: what.into() }))?;
             elems = elems.saturating_mul(d);
         }
         if elems > self.limits.max_tensor_elems {
-            return Err(AivmError::Guard(format!(
-                "{what} has {elems} elements, more than the limit of {}",
-                self.limits.max_tensor_elems
-            )));
+            return Err(AivmError::Guard(Refusal::TensorElems {
+                what: what.into(),
+                elems,
+                max: self.limits.max_tensor_elems,
+            }));
         }
         self.total_elems = self.total_elems.saturating_add(elems);
         if self.total_elems > self.limits.max_total_elems {
-            return Err(AivmError::Guard(format!(
-                "constant tensors hold more than {} elements in total",
-                self.limits.max_total_elems
-            )));
+            return Err(AivmError::Guard(Refusal::TotalElems {
+                max: self.limits.max_total_elems,
+            }));
         }
         let stored = stored_len(t);
         if let Some((len, elem_bytes)) = stored
             && len != elems.saturating_mul(elem_bytes)
         {
-            return Err(AivmError::Guard(format!(
-                "{what}: data length does not match its dims {:?}",
-                t.dims
-            )));
+            return Err(AivmError::Guard(Refusal::DataLength {
+                what: what.into(),
+                dims: t.dims.clone(),
+            }));
         }
         Ok(())
     }

@@ -90,8 +90,12 @@ pub fn lower(model: &GuardedModel, opts: &ImportOptions) -> Result<Graph> {
         },
     };
     for t in &g.initializer {
-        let c = cx::read_tensor(t)
-            .map_err(|r| AivmError::Guard(format!("initializer \"{}\": {r}", t.name)))?;
+        let c = cx::read_tensor(t).map_err(|reason| {
+            AivmError::Guard(guard::Refusal::Initializer {
+                name: t.name.clone(),
+                reason,
+            })
+        })?;
         cx.env.insert(t.name.clone(), Val::Const(c));
     }
     for vi in value_info::runtime_inputs(g) {

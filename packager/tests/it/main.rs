@@ -1,44 +1,14 @@
 //! Packager tests: manifest errors, schema checks, deterministic builds and corrupted packages.
 
-use std::path::{Path, PathBuf};
-
 use lightchain_aivm::proof::ParamsCache;
 use lightchain_packager::{Manifest, PackageError, build, container, load};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use lightchain_test_utils::{edit, repo, template_project as project};
 
 fn params() -> ParamsCache {
     ParamsCache {
-        dir: std::env::temp_dir().join("lightchain-test-params"),
+        dir: lightchain_test_utils::params_dir(),
     }
-}
-
-/// A copy of a template project in a temporary folder.
-fn project(template: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("templates").join(template), dir.path());
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
-fn edit(dir: &Path, file: &str, f: impl Fn(String) -> String) {
-    let p = dir.join(file);
-    let s = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, f(s)).unwrap();
 }
 
 #[test]

@@ -1,8 +1,6 @@
 //! Profiler tests: the quote equals the charge, gas grows with the model and the input, and the
 //! chart is drawn.
 
-use std::path::{Path, PathBuf};
-
 use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::gas;
 use lightchain_aivm::ir::DType;
@@ -13,35 +11,17 @@ use lightchain_aivm::{Inputs, Tensor};
 use lightchain_profiler::{ProfileOptions, estimate, plot::plot, profile};
 use proptest::prelude::*;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn params() -> ParamsCache {
     ParamsCache {
-        dir: std::env::temp_dir().join("lightchain-test-params"),
+        dir: lightchain_test_utils::params_dir(),
     }
 }
 
 fn package(template: &str) -> lightchain_packager::Package {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("templates").join(template), dir.path());
+    let dir = lightchain_test_utils::template_project(template);
     lightchain_packager::build(dir.path(), &params(), false, &mut |_| {})
         .unwrap()
         .1
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
 }
 
 #[test]
