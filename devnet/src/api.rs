@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use lightchain_aivm::circuit::Visibility;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::exec::{self, Runtime};
+use crate::chain::Runtime;
+use crate::chain::exec;
+use crate::chain::params::deployment_id;
 use crate::chain::state::{Account, ModelRecord, Task, TaskStatus, ValidatorRecord};
 use crate::chain::{Address, CommittedBlock, Receipt, SignedTx, TaskInput, TxBody, TxKind};
 use crate::clock::Clock;
@@ -246,12 +248,10 @@ impl DevnetApi {
         }
         let rt = self.runtime();
         let now = self.inner.clock.now_ms();
-        let next = self
-            .with_view(|v| {
-                exec::precheck(rt, &self.inner.config.chain, &v.state, &tx, now)
-                    .map(|()| v.state.account(&tx.body.sender()).nonce)
-            })
-            .map_err(DevnetError::Refused)?;
+        let next = self.with_view(|v| {
+            exec::precheck(rt, &self.inner.config.chain, &v.state, &tx, now)
+                .map(|()| v.state.account(&tx.body.sender()).nonce)
+        })?;
         let sender = tx.body.sender();
         let limits = &self.inner.config.mempool;
         if tx.body.nonce > next + limits.max_ahead {
@@ -303,7 +303,7 @@ impl DevnetApi {
     /// (out of process where a checker is configured) before anything in this process loads it.
     pub fn send_deployment(&self, tx: SignedTx) -> Result<(String, String)> {
         let TxKind::DeployModel { package } = &tx.body.kind else {
-            return Err(DevnetError::Refused(
+            return Err(DevnetError::BadRequest(
                 "expected a DeployModel transaction".into(),
             ));
         };
@@ -315,7 +315,7 @@ impl DevnetApi {
             .map_err(DevnetError::InvalidPackage)?;
         Ok((
             hash,
-            exec::deployment_id(&pkg.info.model_id, pkg.info.input_visibility),
+            deployment_id(&pkg.info.model_id, pkg.info.input_visibility),
         ))
     }
 
@@ -364,8 +364,7 @@ impl DevnetApi {
             let pkg = self
                 .package(model_id)
                 .ok_or_else(|| DevnetError::NotFound("the model's package".into()))?;
-            crate::seal::seal_input(&pkg, &self.validators(), inputs)
-                .map_err(DevnetError::Refused)?
+            crate::seal::seal_input(&pkg, &self.validators(), inputs)?
         } else {
             TaskInput::Public { inputs }
         };
@@ -402,10 +401,7 @@ impl DevnetApi {
         let pkg = self
             .package(model_id)
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not loaded")))?;
-        let parsed = pkg
-            .model
-            .parse_inputs(&inputs.to_string())
-            .map_err(|e| DevnetError::Refused(e.to_string()))?;
+        let parsed = pkg.model.parse_inputs(&inputs.to_string())?;
         let metered = self.runtime().gas(&pkg, m.package_hash);
         lightchain_aivm::gas::quote(
             &pkg.program,
@@ -414,7 +410,7 @@ impl DevnetApi {
             &parsed,
             gas_price,
         )
-        .map_err(|e| DevnetError::Refused(e.to_string()))
+        .map_err(DevnetError::from)
     }
 
     /// Waits until a task has a receipt (or failed).

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::chain::exec::ChainParams;
+use crate::chain::ChainParams;
 use crate::consensus::node::Timeouts;
 use crate::mempool::MempoolLimits;
 use crate::rpc::RpcLimits;

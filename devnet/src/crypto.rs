@@ -51,19 +51,7 @@ pub fn verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
         .is_ok()
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
-        .collect()
-}
+pub use lightchain_aivm::wire::{hex, unhex};
 
 /// A content key wrapped for one validator: `chacha(X25519(ephemeral, validator), key)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

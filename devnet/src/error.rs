@@ -11,7 +11,16 @@ pub enum DevnetError {
     Config(String),
     /// The transaction does not apply to the chain (signature, nonce, balance, gas, model).
     #[error("transaction refused: {0}")]
-    Refused(String),
+    Refused(#[from] crate::chain::TxError),
+    /// A request that is not of the kind the call takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// An input that does not fit the model (shapes, dtypes, calibrated ranges).
+    #[error("invalid input: {0}")]
+    Input(#[from] lightchain_aivm::AivmError),
+    /// An input that cannot be sealed for the validators.
+    #[error(transparent)]
+    Seal(#[from] crate::seal::SealError),
     /// The mempool does not take it (a nonce taken at a higher price, too far ahead, full).
     #[error("transaction refused: {0}")]
     Mempool(#[from] MempoolError),
@@ -28,6 +37,8 @@ pub enum DevnetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
     #[error("timed out: {0}")]
     Timeout(String),
     /// A task ended without a receipt.

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use lightchain_aivm::proof::ParamsCache;
 
 use crate::api::{DevAccount, DevnetApi, Inner};
+use crate::chain::Runtime;
 use crate::chain::State;
-use crate::chain::exec::Runtime;
 use crate::chain::state::{Account, ValidatorRecord};
 use crate::clock::Clock;
 use crate::config::DevnetConfig;
@@ -24,7 +24,7 @@ use crate::crypto::{self, AccountKey};
 use crate::error::{DevnetError, Result};
 use crate::lock::{Lock, Shared};
 use crate::net::{NetMsg, Network};
-use crate::store::Store;
+use crate::store::{Loaded, Store};
 use crate::validator::{App, Behavior, ChainView, Restored, ValidatorKeys};
 
 /// What a validator keeps across a restart of its thread: its keys, its WAL file, its
@@ -60,7 +60,7 @@ impl Slot {
         let wiring = Wiring {
             index: self.index,
             signer: Ed25519Signer::new(self.keys.consensus.clone()),
-            address: Address::from_public_key(&self.keys.consensus.public_key()),
+            address: Address::of(self.keys.consensus.public_key().as_bytes()),
             net: net.clone(),
             rx,
             timeouts: self.timeouts,
@@ -236,15 +236,9 @@ fn temp_wal_dir() -> PathBuf {
     std::env::temp_dir().join(format!("lightchain-devnet-wal-{}-{n}", std::process::id()))
 }
 
-/// Starts a devnet: validators, consensus, and (unless disabled) the JSON-RPC server.
-pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)> {
-    let n = config.validators;
-    if !(1..=64).contains(&n) {
-        return Err(DevnetError::Config(
-            "--validators must be between 1 and 64".into(),
-        ));
-    }
-    let accounts: Vec<DevAccount> = (0..config.accounts)
+/// The funded dev accounts.
+fn dev_accounts(config: &DevnetConfig) -> Vec<DevAccount> {
+    (0..config.accounts)
         .map(|i| {
             let k = AccountKey::from_secret(crypto::dev_secret("account", i));
             DevAccount {
@@ -254,70 +248,77 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
                 balance: config.balance,
             }
         })
-        .collect();
-    let params = config
-        .params_dir
-        .clone()
-        .map_or_else(ParamsCache::from_env, |dir| ParamsCache { dir });
-    let store = match &config.state_dir {
-        Some(dir) => Some(Arc::new(Store::open(dir)?)),
-        None => None,
-    };
-    let loaded = match &store {
-        Some(s) => s.load()?,
-        None => None,
-    };
-    let keys: Vec<Arc<ValidatorKeys>> = encryption_keys(store.as_deref(), n)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| Arc::new(ValidatorKeys::new(i, e)))
-        .collect();
-    let (last, blocks, receipts, packages, pending) = match loaded {
-        Some(l) => {
-            if l.state.validators.len() != n {
-                return Err(DevnetError::Config(format!(
-                    "the state in {} was made with {} validators, not {n}",
-                    config
-                        .state_dir
-                        .as_ref()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default(),
-                    l.state.validators.len()
-                )));
-            }
-            (l.state, l.blocks, l.receipts, l.packages, l.pending)
+        .collect()
+}
+
+/// The chain a devnet starts from: the stored one, or genesis (stored when there is a store).
+fn restore_or_genesis(
+    config: &DevnetConfig,
+    store: Option<&Store>,
+    keys: &[Arc<ValidatorKeys>],
+    accounts: &[DevAccount],
+) -> Result<Loaded> {
+    let n = config.validators;
+    if let Some(l) = store.map(Store::load).transpose()?.flatten() {
+        if l.state.validators.len() != n {
+            return Err(DevnetError::Config(format!(
+                "the state in {} was made with {} validators, not {n}",
+                config
+                    .state_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                l.state.validators.len()
+            )));
         }
-        None => {
-            let g = genesis(&config, &keys, &accounts);
-            if let Some(s) = &store {
-                s.init(&g)?;
-            }
-            (g, vec![], BTreeMap::new(), vec![], vec![])
-        }
-    };
-    let (wal_dir, temp_wal) = match &store {
-        Some(_) => (None, None),
-        None => {
-            let d = temp_wal_dir();
-            (Some(d.clone()), Some(d))
-        }
-    };
-    let net = Network::new((0..n).map(|_| std::sync::mpsc::channel().0).collect());
-    let clock = Clock::default();
-    let mut views = Vec::new();
-    let mut behaviors = Vec::new();
-    let mut runtimes = Vec::new();
-    let mut slots = Vec::new();
-    for k in &keys {
-        let i = k.index;
-        let rt = Arc::new(Runtime::new(params.clone()));
-        for p in &packages {
+        return Ok(l);
+    }
+    let g = genesis(config, keys, accounts);
+    if let Some(s) = store {
+        s.init(&g)?;
+    }
+    Ok(Loaded {
+        state: g,
+        blocks: vec![],
+        receipts: BTreeMap::new(),
+        packages: vec![],
+        pending: vec![],
+    })
+}
+
+/// What every validator of a devnet starts with.
+struct Boot<'a> {
+    config: &'a DevnetConfig,
+    start: &'a Loaded,
+    params: ParamsCache,
+    store: Option<Arc<Store>>,
+    /// The WAL folder of an in-memory devnet.
+    temp_wal: Option<PathBuf>,
+    net: Network,
+    clock: Clock,
+}
+
+/// One started validator: what the API keeps of it.
+struct Started {
+    view: Arc<Shared<ChainView>>,
+    behavior: Arc<Shared<Behavior>>,
+    runtime: Arc<Runtime>,
+    slot: Slot,
+}
+
+impl Boot<'_> {
+    /// Starts validator `k`: its runtime (with the stored packages loaded), its app, its
+    /// consensus thread and its executor thread.
+    fn start(&self, k: &Arc<ValidatorKeys>) -> Result<Started> {
+        let (i, start, config) = (k.index, self.start, self.config);
+        let rt = Arc::new(Runtime::new(self.params.clone()));
+        for p in &start.packages {
             let _ = rt.load_package(p);
         }
         let view = Arc::new(Shared::new(ChainView {
-            state: last.clone(),
-            blocks: blocks.clone(),
-            receipts: receipts.clone(),
+            state: start.state.clone(),
+            blocks: start.blocks.clone(),
+            receipts: start.receipts.clone(),
             mempool: vec![],
             fatal: None,
         }));
@@ -333,50 +334,96 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
             i,
             config.chain.clone(),
             rt.clone(),
-            clock.clone(),
+            self.clock.clone(),
             Restored {
-                state: last.clone(),
-                blocks: blocks.clone(),
-                receipts: receipts.clone(),
+                state: start.state.clone(),
+                blocks: start.blocks.clone(),
+                receipts: start.receipts.clone(),
             },
             view.clone(),
-            store.clone(),
+            self.store.clone(),
             jobs_tx,
             config.block_time,
             config.mempool.clone(),
         );
-        let wal_path = match (&store, &wal_dir) {
+        let wal_path = match (&self.store, &self.temp_wal) {
             (Some(s), _) => s.wal_path(i),
-            (None, Some(d)) => d.join(format!("validator-{i}.wal")),
-            (None, None) => unreachable!("an in-memory devnet has a WAL folder"),
+            (None, d) => d
+                .clone()
+                .unwrap_or_default()
+                .join(format!("validator-{i}.wal")),
         };
         let slot = Slot {
             index: i,
             keys: k.clone(),
             wal_path,
-            durable: store.is_some(),
+            durable: self.store.is_some(),
             timeouts: config.timeouts,
             behavior: behavior.clone(),
             thread: Lock::new(None),
             parked: Lock::new(None),
         };
-        slot.spawn(&net, app);
-        let (k2, rt2, net2, b2) = (k.clone(), rt.clone(), net.clone(), behavior.clone());
-        let chain_id = last.chain_id.clone();
+        slot.spawn(&self.net, app);
+        let (k2, rt2, net2, b2) = (k.clone(), rt.clone(), self.net.clone(), behavior.clone());
+        let chain_id = start.state.chain_id.clone();
         std::thread::Builder::new()
             .name(format!("executor-{i}"))
             .spawn(move || crate::validator::run_executor(k2, chain_id, rt2, net2, b2, jobs_rx))
-            .expect("thread");
-        views.push(view);
-        behaviors.push(behavior);
-        runtimes.push(rt);
-        slots.push(slot);
+            .map_err(DevnetError::Thread)?;
+        Ok(Started {
+            view,
+            behavior,
+            runtime: rt,
+            slot,
+        })
+    }
+}
+
+/// Starts a devnet: validators, consensus, and (unless disabled) the JSON-RPC server.
+pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)> {
+    let n = config.validators;
+    if !(1..=64).contains(&n) {
+        return Err(DevnetError::Config(
+            "--validators must be between 1 and 64".into(),
+        ));
+    }
+    let accounts = dev_accounts(&config);
+    let params = config
+        .params_dir
+        .clone()
+        .map_or_else(ParamsCache::from_env, |dir| ParamsCache { dir });
+    let store = match &config.state_dir {
+        Some(dir) => Some(Arc::new(Store::open(dir)?)),
+        None => None,
+    };
+    let keys: Vec<Arc<ValidatorKeys>> = encryption_keys(store.as_deref(), n)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Arc::new(ValidatorKeys::new(i, e)))
+        .collect();
+    let start = restore_or_genesis(&config, store.as_deref(), &keys, &accounts)?;
+    let boot = Boot {
+        config: &config,
+        start: &start,
+        params,
+        temp_wal: store.is_none().then(temp_wal_dir),
+        store: store.clone(),
+        net: Network::new((0..n).map(|_| std::sync::mpsc::channel().0).collect()),
+        clock: Clock::default(),
+    };
+    let (mut views, mut behaviors, mut runtimes, mut slots) = (vec![], vec![], vec![], vec![]);
+    for k in &keys {
+        let v = boot.start(k)?;
+        views.push(v.view);
+        behaviors.push(v.behavior);
+        runtimes.push(v.runtime);
+        slots.push(v.slot);
     }
     let inner = Arc::new(Inner {
-        chain_id: last.chain_id.clone(),
+        chain_id: start.state.chain_id.clone(),
         config: config.clone(),
-        net,
-        clock,
+        net: boot.net.clone(),
+        clock: boot.clock.clone(),
         store: Lock::new(store.clone()),
         views,
         behaviors,
@@ -386,11 +433,12 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         sent: Lock::new(Default::default()),
         snapshots: Lock::new(vec![]),
     });
+    let temp_wal = boot.temp_wal.clone();
     let api = DevnetApi { inner };
     // Transactions acknowledged before a restart and not in a block: sent again (those whose
     // nonce a block used meanwhile are forgotten).
     let mut stale = Vec::new();
-    for tx in pending {
+    for tx in start.pending {
         if api.send_transaction(tx.clone()).is_err() {
             stale.push(tx.hash());
         }

@@ -5,19 +5,30 @@
 use ff::PrimeField;
 use lightchain_aivm::circuit::Visibility;
 
-use crate::chain::exec::public_inputs;
+use crate::chain::runtime::public_inputs;
 use crate::chain::state::ValidatorRecord;
 use crate::chain::{SealedInput, TaskInput};
 use crate::crypto;
+
+/// Why an input cannot be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(
+        "this model proves with public inputs; package it with input_visibility = \"hashed\" to encrypt inputs"
+    )]
+    PublicModel,
+    #[error(transparent)]
+    Input(#[from] lightchain_aivm::AivmError),
+}
 
 /// Seals an input file's JSON for the validators.
 pub fn seal_input(
     pkg: &lightchain_packager::Package,
     validators: &[ValidatorRecord],
     inputs: serde_json::Value,
-) -> Result<TaskInput, String> {
+) -> Result<TaskInput, SealError> {
     if pkg.info.input_visibility != Visibility::Hashed {
-        return Err("this model proves with public inputs; package it with input_visibility = \"hashed\" to encrypt inputs".into());
+        return Err(SealError::PublicModel);
     }
     let q = public_inputs(pkg, &inputs)?;
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::chain::exec::Runtime;
+use crate::chain::Runtime;
 use crate::chain::{CommittedBlock, Receipt, SignedTx, State, TxKind};
 use crate::lock::Lock;
 
@@ -22,11 +22,36 @@ const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_txs
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the state database: {0}")]
+    Open(String),
+    /// The database failed (the reason is the database's).
+    #[error("{0}")]
+    Db(String),
+    /// Writes were made to fail (`dev` fault injection).
+    #[error("writes fail (fault injected)")]
+    Injected,
+    #[error("a stored encryption key is not 32 bytes")]
+    BadKey,
+    /// A stored record does not decode.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::Db(e.to_string())
+}
+
+fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -55,10 +80,12 @@ pub struct Loaded {
 impl Store {
     /// Opens (or creates) `DIR/devnet.redb`.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let db = Database::create(dir.join("devnet.redb"))
-            .map_err(|e| StoreError(format!("cannot open the state database: {e}")))?;
+            .map_err(|e| StoreError::Open(e.to_string()))?;
         let tx = db.begin_write().map_err(err)?;
         {
             tx.open_table(BLOCKS).map_err(err)?;
@@ -87,7 +114,7 @@ impl Store {
 
     fn writable(&self) -> Result<()> {
         if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError("writes fail (fault injected)".into()));
+            return Err(StoreError::Injected);
         }
         Ok(())
     }
@@ -115,10 +142,7 @@ impl Store {
         let mut out = BTreeMap::new();
         for row in t.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
-            let key: [u8; 32] = v
-                .value()
-                .try_into()
-                .map_err(|_| StoreError("a stored encryption key is not 32 bytes".into()))?;
+            let key: [u8; 32] = v.value().try_into().map_err(|_| StoreError::BadKey)?;
             out.insert(k.value() as usize, key);
         }
         Ok(out)
@@ -264,14 +288,12 @@ impl Store {
         let Some(row) = states_t.last().map_err(err)? else {
             return Ok(None);
         };
-        let state = serde_json::from_slice::<State>(row.1.value())
-            .map_err(|e| StoreError(format!("corrupt state: {e}")))?;
+        let state = serde_json::from_slice::<State>(row.1.value()).map_err(corrupt("state"))?;
         let mut blocks = Vec::new();
         for row in tx.open_table(BLOCKS).map_err(err)?.iter().map_err(err)? {
             let (_, v) = row.map_err(err)?;
             blocks.push(
-                serde_json::from_slice::<CommittedBlock>(v.value())
-                    .map_err(|e| StoreError(format!("corrupt block: {e}")))?,
+                serde_json::from_slice::<CommittedBlock>(v.value()).map_err(corrupt("block"))?,
             );
         }
         let mut receipts = BTreeMap::new();
@@ -279,8 +301,7 @@ impl Store {
             let (k, v) = row.map_err(err)?;
             receipts.insert(
                 k.value().to_string(),
-                serde_json::from_slice::<Receipt>(v.value())
-                    .map_err(|e| StoreError(format!("corrupt receipt: {e}")))?,
+                serde_json::from_slice::<Receipt>(v.value()).map_err(corrupt("receipt"))?,
             );
         }
         let mut packages = Vec::new();
@@ -293,7 +314,7 @@ impl Store {
             let (_, v) = row.map_err(err)?;
             pending.push(
                 serde_json::from_slice::<SignedTx>(v.value())
-                    .map_err(|e| StoreError(format!("corrupt pending transaction: {e}")))?,
+                    .map_err(corrupt("pending transaction"))?,
             );
         }
         Ok(Some(Loaded {

@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use ff::PrimeField;
 use halo2_proofs::pasta::Fp;
 
-use crate::chain::exec::{self, ChainParams, Pools, Runtime};
+use crate::chain::BlockError;
+use crate::chain::exec::{self, Pools};
+use crate::chain::runtime::{RuntimeError, public_inputs};
 use crate::chain::state::{ModelRecord, TaskStatus};
 use crate::chain::{
     Block, Claim, CommittedBlock, Receipt, SealedInput, SignedTx, State, TaskInput, TaskResult,
 };
+use crate::chain::{ChainParams, Runtime};
 use crate::clock::Clock;
 use crate::crypto::{self, AccountKey};
 use crate::lock::Shared;
@@ -249,7 +252,7 @@ impl App {
     }
 
     /// Checks a proposed block (contents, proofs, state root).
-    pub fn validate(&self, block: &Block) -> Result<(), String> {
+    pub fn validate(&self, block: &Block) -> Result<(), BlockError> {
         exec::validate(
             &self.rt,
             &self.params,
@@ -441,6 +444,19 @@ enum Opened {
     Fault([u8; 32]),
 }
 
+/// Why an executor could not produce a result (it stays silent; the task times out).
+#[derive(Debug, thiserror::Error)]
+enum ExecError {
+    #[error(transparent)]
+    Runtime(#[from] crate::chain::runtime::RuntimeError),
+    #[error(transparent)]
+    Aivm(#[from] lightchain_aivm::AivmError),
+    #[error("the input's key does not open")]
+    KeyDoesNotOpen,
+    #[error("the task id is not a 32-byte nonce")]
+    BadTaskId,
+}
+
 /// Opens an encrypted input with this validator's key and checks it against its commitment
 /// before anything is proven: a submitter who committed to something else is caught here,
 /// not blamed on the executor. A key that does not open at all cannot be shown to be the
@@ -451,12 +467,12 @@ fn open_input(
     commitment: &[u8; 32],
     ciphertext: &[u8],
     wrapped: &[crypto::WrappedKey],
-) -> Result<Opened, String> {
+) -> Result<Opened, ExecError> {
     let Some(mine) = wrapped.iter().find(|k| k.validator == keys.index) else {
         return Ok(Opened::Fault([0; 32]));
     };
     let shared = crypto::shared_secret(mine, &keys.encryption);
-    let content = crypto::unwrap(mine, &shared).ok_or("the input's key does not open")?;
+    let content = crypto::unwrap(mine, &shared).ok_or(ExecError::KeyDoesNotOpen)?;
     let fault = Ok(Opened::Fault(shared));
     let Some(plain) = crypto::decrypt(ciphertext, &content, commitment) else {
         return fault;
@@ -464,7 +480,7 @@ fn open_input(
     let Ok(sealed) = serde_json::from_slice::<SealedInput>(&plain) else {
         return fault;
     };
-    let Ok(q) = exec::public_inputs(pkg, &sealed.inputs) else {
+    let Ok(q) = public_inputs(pkg, &sealed.inputs) else {
         return fault;
     };
     let Some(salt) = Option::<Fp>::from(Fp::from_repr(sealed.salt)) else {
@@ -482,10 +498,12 @@ fn execute(
     rt: &Runtime,
     job: &Job,
     b: Behavior,
-) -> Result<TaskResult, String> {
-    let pkg = rt.package(&job.model).ok_or("model not loaded")?;
+) -> Result<TaskResult, ExecError> {
+    let pkg = rt
+        .package(&job.model)
+        .ok_or_else(|| RuntimeError::NotLoaded(job.model.model_id.clone()))?;
     let (inputs, salt) = match &job.input {
-        TaskInput::Public { inputs } => (exec::public_inputs(&pkg, inputs)?, None),
+        TaskInput::Public { inputs } => (public_inputs(&pkg, inputs)?, None),
         TaskInput::Encrypted {
             commitment,
             ciphertext,
@@ -499,12 +517,10 @@ fn execute(
     };
     let nonce: [u8; 32] = crypto::unhex(&job.task_id)
         .and_then(|n| n.try_into().ok())
-        .ok_or("bad task id")?;
+        .ok_or(ExecError::BadTaskId)?;
     let prover = rt.prover(&job.model)?;
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let mut proof = prover
-        .prove_with_salt(&inputs, nonce, salt, &mut rng)
-        .map_err(|e| e.to_string())?;
+    let mut proof = prover.prove_with_salt(&inputs, nonce, salt, &mut rng)?;
     match b {
         Behavior::WrongOutput => proof.outputs[0][0] += 1,
         Behavior::CorruptProof => {

@@ -6,9 +6,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
+use lightchain_aivm::circuit::Visibility;
+use lightchain_devnet::chain::state::{ModelRecord, TaskStatus};
 use lightchain_devnet::chain::{Address, TaskInput, TxBody, TxKind};
 use lightchain_devnet::crypto::{self, AccountKey};
+use lightchain_devnet::rpc::types::{
+    Balance, Deployed, ModelReply, Status, Submitted, TaskReply, ValidatorRecord,
+};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::shell::{Human, Shell, thousands};
@@ -81,21 +87,21 @@ impl Rpc {
         Ok(resp.get("result").cloned().unwrap_or(Value::Null))
     }
 
+    /// Calls a method and reads its reply as the type the node serialises it from.
+    pub fn call_as<T: DeserializeOwned>(&self, method: &str, params: Value) -> anyhow::Result<T> {
+        let v = self.call(method, params)?;
+        serde_json::from_value(v)
+            .with_context(|| format!("{method}: the node's reply is not in the expected form"))
+    }
+
     /// The chain id that transactions are signed for.
     pub fn chain_id(&self) -> anyhow::Result<String> {
-        let status = self.call("lc_status", json!([]))?;
-        status["chain_id"]
-            .as_str()
-            .map(str::to_string)
-            .context("the node's status has no chain id")
+        Ok(self.call_as::<Status>("lc_status", json!([]))?.chain_id)
     }
 
     fn nonce(&self, a: &Address) -> anyhow::Result<u64> {
-        let acct = self.call("lc_getBalance", json!([a.to_string()]))?;
-        Ok(acct["next_nonce"]
-            .as_u64()
-            .or_else(|| acct["nonce"].as_u64())
-            .unwrap_or(0))
+        let b: Balance = self.call_as("lc_getBalance", json!([a.to_string()]))?;
+        Ok(b.next_nonce)
     }
 }
 
@@ -123,7 +129,7 @@ struct DeployReport {
     /// Its program's id (proofs name it).
     program_id: String,
     tx_hash: String,
-    committed: Option<Value>,
+    committed: Option<ModelRecord>,
 }
 
 impl Human for DeployReport {
@@ -135,9 +141,9 @@ impl Human for DeployReport {
         if let Some(m) = &self.committed {
             out.push_str(&format!(
                 "deployed  at height {}, k = {}, {} gas per task\n",
-                m["height"],
-                m["k"],
-                thousands(m["gas"].as_u64().unwrap_or(0))
+                m.height,
+                m.k,
+                thousands(m.gas)
             ));
         }
     }
@@ -158,18 +164,14 @@ impl DeployArgs {
             kind: TxKind::DeployModel { package: bytes },
         }
         .sign(&key, &rpc.chain_id()?);
-        let sent = rpc.call("lc_deployModel", json!([tx]))?;
         // The node names the deployed model: its program and input visibility together.
-        let model_id = sent["model_id"]
-            .as_str()
-            .context("the node did not name the deployed model")?
-            .to_string();
+        let Deployed { tx_hash, model_id } = rpc.call_as("lc_deployModel", json!([tx]))?;
         let mut committed = None;
         if !self.no_wait {
             let start = Instant::now();
             loop {
-                if let Ok(m) = rpc.call("lc_getModel", json!([model_id])) {
-                    committed = Some(m);
+                if let Ok(m) = rpc.call_as::<ModelReply>("lc_getModel", json!([model_id])) {
+                    committed = Some(m.model);
                     break;
                 }
                 anyhow::ensure!(
@@ -182,7 +184,7 @@ impl DeployArgs {
         shell.emit(&DeployReport {
             model_id,
             program_id: pkg.info.model_id.clone(),
-            tx_hash: sent["tx_hash"].as_str().unwrap_or_default().to_string(),
+            tx_hash,
             committed,
         })
     }
@@ -244,33 +246,32 @@ pub enum TaskCmd {
 
 #[derive(Serialize)]
 struct TaskReport {
-    task: Value,
+    task: TaskReply,
 }
 
 impl Human for TaskReport {
     fn human(&self, out: &mut String) {
         let t = &self.task;
+        let model = match t {
+            TaskReply::Known { task, .. } => task.model_id.as_str(),
+            TaskReply::InMempool { .. } => "",
+        };
         out.push_str(&format!(
             "task      {}\nmodel     {}\nstatus    {}\n",
-            t["id"].as_str().unwrap_or(""),
-            t["model_id"].as_str().unwrap_or(""),
-            t["status"].as_str().unwrap_or("")
+            t.id(),
+            model,
+            t.status()
         ));
-        if let Some(r) = t.get("receipt").filter(|r| !r.is_null()) {
-            let proof_len = r["proof"].as_str().map_or(0, |p| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(p)
-                    .map_or(0, |b| b.len())
-            });
+        if let Some(r) = t.receipt() {
             out.push_str(&format!(
-                "outputs   {}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {}\nblock     {}\n",
-                r["outputs_float"],
-                r["gas_used"],
-                r["fee"],
-                proof_len,
-                r["executor"],
-                r["verified_by"],
-                r["block_height"]
+                "outputs   {:?}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {:?}\nblock     {}\n",
+                r.outputs_float,
+                r.gas_used,
+                r.fee,
+                r.proof.len(),
+                r.executor,
+                r.verified_by,
+                r.block_height
             ));
         }
     }
@@ -295,22 +296,23 @@ impl TaskArgs {
                         .with_context(|| format!("cannot read {}", input.display()))?,
                 )
                 .with_context(|| format!("{} is not JSON", input.display()))?;
-                let model = rpc.call("lc_getModel", json!([model_id, {"package": true}]))?;
-                let hashed = model["input_visibility"] == "hashed";
+                let reply: ModelReply =
+                    rpc.call_as("lc_getModel", json!([model_id, {"package": true}]))?;
+                let hashed = reply.model.input_visibility == Visibility::Hashed;
                 let task_input = if encrypt || hashed {
-                    let b64 = model["package"]
-                        .as_str()
+                    let b64 = reply
+                        .package
+                        .as_deref()
                         .context("the node did not return the model's package")?;
                     let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
                     let pkg = lightchain_packager::load(&bytes)?;
-                    let validators: Vec<lightchain_devnet::chain::state::ValidatorRecord> =
-                        serde_json::from_value(rpc.call("lc_validators", json!([]))?)?;
-                    lightchain_devnet::seal_input(&pkg, &validators, inputs)
-                        .map_err(anyhow::Error::msg)?
+                    let validators: Vec<ValidatorRecord> =
+                        rpc.call_as("lc_validators", json!([]))?;
+                    lightchain_devnet::seal_input(&pkg, &validators, inputs)?
                 } else {
                     TaskInput::Public { inputs }
                 };
-                let gas_limit = gas_limit.unwrap_or(model["gas"].as_u64().unwrap_or(0));
+                let gas_limit = gas_limit.unwrap_or(reply.model.gas);
                 let tx = TxBody {
                     from: key.public(),
                     nonce: rpc.nonce(&key.address())?,
@@ -322,12 +324,11 @@ impl TaskArgs {
                     },
                 }
                 .sign(&key, &rpc.chain_id()?);
-                let sent = rpc.call("lc_submitTask", json!([tx]))?;
-                let id = sent["task_id"].as_str().unwrap_or_default().to_string();
+                let Submitted { task_id: id } = rpc.call_as("lc_submitTask", json!([tx]))?;
                 if wait {
                     watch(&rpc, &id, shell, false)?;
                 }
-                let task = rpc.call("lc_getTask", json!([id]))?;
+                let task = rpc.call_as("lc_getTask", json!([id]))?;
                 write_proof(&task, proof_out.as_ref())?;
                 shell.emit(&TaskReport { task })
             }
@@ -336,7 +337,7 @@ impl TaskArgs {
                 proof_out,
                 node,
             } => {
-                let task = node.rpc().call("lc_getTask", json!([task_id]))?;
+                let task = node.rpc().call_as("lc_getTask", json!([task_id]))?;
                 write_proof(&task, proof_out.as_ref())?;
                 shell.emit(&TaskReport { task })
             }
@@ -344,7 +345,7 @@ impl TaskArgs {
                 let rpc = node.rpc();
                 watch(&rpc, &task_id, shell, true)?;
                 shell.emit(&TaskReport {
-                    task: rpc.call("lc_getTask", json!([task_id]))?,
+                    task: rpc.call_as("lc_getTask", json!([task_id]))?,
                 })
             }
         }
@@ -352,15 +353,24 @@ impl TaskArgs {
 }
 
 /// Writes a completed task's proof (binary form) to `path`.
-fn write_proof(task: &Value, path: Option<&PathBuf>) -> anyhow::Result<()> {
+fn write_proof(task: &TaskReply, path: Option<&PathBuf>) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
-    let b64 = task["receipt"]["proof"]
-        .as_str()
-        .context("the task has no receipt yet")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .context("the receipt's proof is not base64")?;
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    let receipt = task.receipt().context("the task has no receipt yet")?;
+    std::fs::write(path, &receipt.proof).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A task's attempt and executor (null where its status has none), as the stream shows them.
+fn attempt_executor(t: &TaskReply) -> (Value, Value) {
+    match t {
+        TaskReply::Known { task, .. } => match task.status {
+            TaskStatus::Pending {
+                attempt, executor, ..
+            } => (json!(attempt), json!(executor)),
+            TaskStatus::Completed { executor, .. } => (Value::Null, json!(executor)),
+            TaskStatus::Failed { .. } => (Value::Null, Value::Null),
+        },
+        TaskReply::InMempool { .. } => (Value::Null, Value::Null),
+    }
 }
 
 /// Polls a task until it completes or fails; with `stream`, prints each change (JSON lines
@@ -369,29 +379,30 @@ fn watch(rpc: &Rpc, id: &str, shell: &Shell, stream: bool) -> anyhow::Result<()>
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let t = rpc.call("lc_getTask", json!([id]))?;
-        let status = format!("{}/{}", t["status"].as_str().unwrap_or(""), t["attempt"]);
+        let t: TaskReply = rpc.call_as("lc_getTask", json!([id]))?;
+        let (attempt, executor) = attempt_executor(&t);
+        let status = format!("{}/{attempt}", t.status());
         if stream && status != last {
             if shell.json {
                 println!(
                     "{}",
-                    json!({"event": "status", "task_id": id, "status": t["status"], "attempt": t["attempt"], "executor": t["executor"], "elapsed_ms": start.elapsed().as_millis()})
+                    json!({"event": "status", "task_id": id, "status": t.status(), "attempt": attempt, "executor": executor, "elapsed_ms": start.elapsed().as_millis()})
                 );
             } else if !shell.quiet {
                 println!(
-                    "{:>7} ms  {} (attempt {}, executor {})",
+                    "{:>7} ms  {} (attempt {attempt}, executor {executor})",
                     start.elapsed().as_millis(),
-                    t["status"].as_str().unwrap_or(""),
-                    t["attempt"],
-                    t["executor"]
+                    t.status(),
                 );
             }
             last = status;
         }
-        match t["status"].as_str() {
-            Some("completed") => return Ok(()),
-            Some("failed") => bail!("task {id} failed: {}", t["reason"].as_str().unwrap_or("")),
-            _ => {}
+        if let TaskReply::Known { task, .. } = &t {
+            match &task.status {
+                TaskStatus::Completed { .. } => return Ok(()),
+                TaskStatus::Failed { reason, .. } => bail!("task {id} failed: {reason}"),
+                TaskStatus::Pending { .. } => {}
+            }
         }
         anyhow::ensure!(
             start.elapsed() < Duration::from_secs(300),

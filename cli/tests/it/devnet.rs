@@ -3,26 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::Project;
+use lightchain_test_utils::DevnetProcess;
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn params() -> (&'static str, String) {
-    (
-        "LIGHTCHAIN_PARAMS_DIR",
-        std::env::temp_dir()
-            .join("lightchain-test-params")
-            .display()
-            .to_string(),
-    )
-}
+use crate::{Project, params};
 
 #[test]
 fn devnet_deploy_task_and_offline_verification() {
@@ -40,8 +23,8 @@ fn devnet_deploy_task_and_offline_verification() {
     let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
     assert_eq!(code, 0, "{err}");
 
-    let (_node, cfg) = start_devnet(&p, &[]);
-    let url = cfg["rpc_url"].as_str().unwrap().to_string();
+    let node = start_devnet(&p, &[]);
+    let (url, cfg) = (node.url(), &node.config);
     assert_eq!(cfg["validators"].as_array().unwrap().len(), 4);
     let key = cfg["accounts"][1]["private_key"]
         .as_str()
@@ -158,33 +141,13 @@ fn devnet_deploy_task_and_offline_verification() {
     assert!(err.contains("below the task's quote"), "{err}");
 }
 
-/// Starts `lightchain devnet` with `args` in `p` and returns it with the configuration it
-/// wrote (RPC URL, validators, dev accounts).
-fn start_devnet(p: &Project, args: &[&str]) -> (Child, serde_json::Value) {
-    let cfg_path = p.dir.path().join("devnet.json");
-    let _ = std::fs::remove_file(&cfg_path);
-    let bin = assert_cmd::cargo::cargo_bin("lightchain");
-    let child = Child(
-        std::process::Command::new(bin)
-            .arg("devnet")
-            .args(args)
-            .args(["--port", "0", "--quiet", "--config-out", "devnet.json"])
-            .current_dir(p.dir.path())
-            .env(params().0, params().1)
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while !cfg_path.exists() || std::fs::read_to_string(&cfg_path).unwrap().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the devnet did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    (child, cfg)
+/// Starts `lightchain devnet` with `args` in `p`; it is serving when this returns.
+fn start_devnet(p: &Project, args: &[&str]) -> DevnetProcess {
+    DevnetProcess::spawn(
+        &assert_cmd::cargo::cargo_bin("lightchain"),
+        p.dir.path(),
+        args,
+    )
 }
 
 fn call(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -224,8 +187,8 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
     );
     let state = p.dir.path().join("state");
     let state_arg = state.display().to_string();
-    let (mut node, cfg) = start_devnet(&p, &["--state", &state_arg]);
-    let url = cfg["rpc_url"].as_str().unwrap().to_string();
+    let mut node = start_devnet(&p, &["--state", &state_arg]);
+    let url = node.url();
     let out = p
         .cmd(&["deploy", "digits.lcpkg", "--rpc", &url, "--json"])
         .output()
@@ -284,15 +247,15 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
                 let b = call(&url, "lc_getBlock", serde_json::json!([height])).unwrap();
                 blocks.push(b["hash"].as_str().unwrap().to_string());
             }
-            node.0.kill().unwrap(); // SIGKILL
-            node.0.wait().unwrap();
+            node.child.kill().unwrap(); // SIGKILL
+            node.child.wait().unwrap();
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(120), "too slow");
     }
     // Back from the same state: every block it had, every task it acknowledged.
-    let (_node, cfg) = start_devnet(&p, &["--state", &state_arg]);
-    let url = cfg["rpc_url"].as_str().unwrap().to_string();
+    let node = start_devnet(&p, &["--state", &state_arg]);
+    let url = node.url();
     for (i, hash) in blocks.iter().enumerate() {
         let b = call(&url, "lc_getBlock", serde_json::json!([i + 1])).unwrap();
         assert_eq!(b["hash"].as_str().unwrap(), hash, "block {} changed", i + 1);

@@ -7,12 +7,16 @@ mod inspect_run;
 mod packaging;
 mod prove_verify;
 
-use std::path::{Path, PathBuf};
-
 use assert_cmd::Command;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+pub use lightchain_test_utils::repo;
+
+/// The environment variable that points the binary at the tests' shared parameter cache.
+pub fn params() -> (&'static str, String) {
+    (
+        "LIGHTCHAIN_PARAMS_DIR",
+        lightchain_test_utils::params_dir().display().to_string(),
+    )
 }
 
 /// A temporary working folder with the binary ready to run in it.

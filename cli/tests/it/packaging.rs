@@ -1,16 +1,6 @@
 //! `lightchain init`, `package`, `test` and `inspect PKG`, driven as a new user would.
 
-use crate::{Project, snap};
-
-fn params() -> (&'static str, String) {
-    (
-        "LIGHTCHAIN_PARAMS_DIR",
-        std::env::temp_dir()
-            .join("lightchain-test-params")
-            .display()
-            .to_string(),
-    )
-}
+use crate::{Project, params, snap};
 
 /// Masks what differs between machines (float figures from tract, checksums of files holding
 /// them) so that snapshots compare the structure and the deterministic parts.

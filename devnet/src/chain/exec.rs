@@ -7,372 +7,18 @@
 //! from [`Runtime`], whose caches hold pure functions of their keys (a package's bytes, a
 //! model's program), so caching never changes what a block means.
 
-use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use ff::PrimeField;
-use halo2_proofs::pasta::Fp;
+use lightchain_aivm::Program;
 use lightchain_aivm::circuit::Visibility;
-use lightchain_aivm::proof::{Keys, ParamsCache, Proof, PublicInput};
-use lightchain_aivm::{Program, gas};
-use lightchain_packager::Package;
+use lightchain_aivm::proof::Proof;
 
+use super::error::{BlockError, TxError};
+use super::params::{ChainParams, deployment_id};
+use super::runtime::{Accepted, ResultError, Runtime, public_inputs};
 use super::state::{Account, EvidenceRecord, ModelRecord, State, Task, TaskStatus};
-use super::{
-    Address, Block, Claim, Evidence, Receipt, SealedInput, SignedTx, TaskInput, TaskResult, TxKind,
-};
+use super::{Address, Block, Claim, Evidence, Receipt, SignedTx, TaskInput, TaskResult, TxKind};
 use crate::crypto;
-use crate::lock::Lock;
-
-/// Chain parameters that every validator shares.
-#[derive(Clone, Debug)]
-pub struct ChainParams {
-    /// Gas of a transfer or deployment (paid to the block's proposer).
-    pub base_gas: u64,
-    /// Gas per byte of a deployed package.
-    pub deploy_gas_per_byte: u64,
-    /// A fixed time an executor has for a task (`--task-timeout`); by default the time scales
-    /// with the model's gas ([`ChainParams::task_timeout`]).
-    pub task_timeout_ms: Option<u64>,
-    /// The fixed part of a task's time: loading the package, deriving keys, parameters.
-    pub timeout_base_ms: u64,
-    /// Time per million gas: gas is calibrated to about 1 µs of proving per unit, so 10 s
-    /// per million leaves a tenfold margin for key derivation and a loaded machine.
-    pub timeout_ms_per_mgas: u64,
-    /// Share of an executor's stake taken per offence, in basis points.
-    pub slash_bps: u32,
-    /// Blocks a penalised executor stays jailed before it may unjail.
-    pub jail_blocks: u64,
-    /// Stake per unit of voting power.
-    pub power_unit: u128,
-    /// Largest accepted clock skew of a block timestamp.
-    pub max_skew_ms: u64,
-}
-
-impl Default for ChainParams {
-    fn default() -> Self {
-        ChainParams {
-            base_gas: 21_000,
-            deploy_gas_per_byte: 16,
-            task_timeout_ms: None,
-            timeout_base_ms: 30_000,
-            timeout_ms_per_mgas: 10_000,
-            slash_bps: 1_000,
-            jail_blocks: 20,
-            power_unit: 10u128.pow(18),
-            max_skew_ms: 5_000,
-        }
-    }
-}
-
-impl ChainParams {
-    /// How long an executor has for one task of a model with `gas` gas.
-    pub fn task_timeout(&self, gas: u64) -> u64 {
-        self.task_timeout_ms.unwrap_or_else(|| {
-            self.timeout_base_ms + gas.saturating_mul(self.timeout_ms_per_mgas) / 1_000_000
-        })
-    }
-
-    /// A validator's voting power: its stake in units of [`ChainParams::power_unit`] (at
-    /// least 1 while it has stake, so a slashed validator keeps a voice proportional to it).
-    pub fn voting_power(&self, stake: u128) -> u64 {
-        if stake == 0 {
-            0
-        } else {
-            (stake / self.power_unit).clamp(1, u64::MAX as u128) as u64
-        }
-    }
-}
-
-/// The id of a deployed model: its program and its input visibility, so that the same
-/// program deployed with public and with hashed inputs are two models.
-pub fn deployment_id(program_id: &str, visibility: Visibility) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(b"lightchain-devnet model v1\n");
-    h.update(program_id.as_bytes());
-    h.update(match visibility {
-        Visibility::Public => b"/public",
-        Visibility::Hashed => b"/hashed",
-    });
-    crypto::hex(h.finalize().as_bytes())
-}
-
-/// Why a task result is not accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResultError {
-    /// The task does not wait for this result now (already completed, another attempt or
-    /// executor, unknown task, a signature that is not the executor's): nobody's offence.
-    Stale(String),
-    /// The result itself is wrong (its proof fails or does not match the task, or it blames
-    /// a submitter who did not lie): evidence against its executor.
-    Invalid(String),
-    /// This validator could not check it (keys, parameters): neither accepted nor evidence.
-    Local(String),
-}
-
-impl std::fmt::Display for ResultError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ResultError::Stale(e) => write!(f, "stale: {e}"),
-            ResultError::Invalid(e) | ResultError::Local(e) => f.write_str(e),
-        }
-    }
-}
-
-/// What an accepted result does to its task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Accepted {
-    /// The proof verifies: the task completes.
-    Proven,
-    /// The submitter's input does not match its commitment: the task fails, its fee burned.
-    SubmitterFault(String),
-}
-
-/// A package load's outcome, cached by the package's hash.
-type LoadOutcome = Result<Arc<Package>, String>;
-
-/// Per-validator caches: loaded packages (by content hash), keys (by deployed model), gas
-/// (by package) and proof checks (by result hash).
-pub struct Runtime {
-    pub params: ParamsCache,
-    packages: Lock<HashMap<[u8; 32], LoadOutcome>>,
-    keys: Lock<HashMap<(String, bool), Arc<Keys>>>,
-    gas: Lock<HashMap<[u8; 32], gas::GasReport>>,
-    checked: Lock<HashMap<[u8; 32], Result<Accepted, ResultError>>>,
-}
-
-impl Runtime {
-    pub fn new(params: ParamsCache) -> Runtime {
-        Runtime {
-            params,
-            packages: Default::default(),
-            keys: Default::default(),
-            gas: Default::default(),
-            checked: Default::default(),
-        }
-    }
-
-    /// Loads (guards, lowers and checks) a package, once per content. A panic while loading
-    /// an untrusted file is caught and reported as an invalid package rather than taking the
-    /// validator down.
-    pub fn load_package(&self, bytes: &[u8]) -> Result<Arc<Package>, String> {
-        let key = *blake3::hash(bytes).as_bytes();
-        if let Some(r) = self.packages.lock().get(&key) {
-            return r.clone();
-        }
-        let r = std::panic::catch_unwind(AssertUnwindSafe(|| lightchain_packager::load(bytes)))
-            .map_err(|_| "the package could not be loaded (the loader panicked)".to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map(Arc::new);
-        self.packages.lock().insert(key, r.clone());
-        r
-    }
-
-    /// A deployed model's package (loaded when its deployment was checked or restored).
-    pub fn package(&self, m: &ModelRecord) -> Option<Arc<Package>> {
-        self.packages
-            .lock()
-            .get(&m.package_hash)
-            .and_then(|r| r.clone().ok())
-    }
-
-    /// The gas of one task of a package's model, metered from its program (a package's own
-    /// gas table is not trusted).
-    pub fn gas(&self, pkg: &Package, package_hash: [u8; 32]) -> gas::GasReport {
-        if let Some(g) = self.gas.lock().get(&package_hash) {
-            return g.clone();
-        }
-        let g = gas::meter(&pkg.program, pkg.info.input_visibility);
-        self.gas.lock().insert(package_hash, g.clone());
-        g
-    }
-
-    fn keys(&self, m: &ModelRecord, proving: bool) -> Result<Arc<Keys>, String> {
-        if let Some(k) = self.keys.lock().get(&(m.model_id.clone(), proving)) {
-            return Ok(k.clone());
-        }
-        // An executor's proving keys hold the verifying key too: no second derivation.
-        if !proving && let Some(k) = self.keys.lock().get(&(m.model_id.clone(), true)) {
-            return Ok(k.clone());
-        }
-        let pkg = self
-            .package(m)
-            .ok_or_else(|| format!("the package of model {} is not loaded", m.model_id))?;
-        let k = Arc::new(pkg.keys(&self.params, proving).map_err(|e| e.to_string())?);
-        self.keys
-            .lock()
-            .insert((m.model_id.clone(), proving), k.clone());
-        Ok(k)
-    }
-
-    /// Keys with a proving key (executors).
-    pub fn prover(&self, m: &ModelRecord) -> Result<Arc<Keys>, String> {
-        self.keys(m, true)
-    }
-
-    /// Verifying keys, derived from the program alone.
-    pub fn verifier(&self, m: &ModelRecord) -> Result<Arc<Keys>, String> {
-        self.keys(m, false)
-    }
-
-    /// Checks a task result against the task: that the task waits for it from this executor
-    /// and is signed by it (against `state`, every time), then its claim (cached by the
-    /// result's hash: that part depends on the result and the task alone).
-    pub fn check_result(&self, state: &State, r: &TaskResult) -> Result<Accepted, ResultError> {
-        let stale = |e: &str| ResultError::Stale(e.to_string());
-        let task = state
-            .tasks
-            .get(&r.task_id)
-            .ok_or_else(|| stale("unknown task"))?;
-        match task.status {
-            TaskStatus::Pending {
-                attempt, executor, ..
-            } if attempt == r.attempt && executor == r.executor => {}
-            _ => return Err(stale("the task is not waiting for this executor")),
-        }
-        let v = state
-            .validators
-            .get(r.executor)
-            .ok_or_else(|| stale("unknown executor"))?;
-        let msg =
-            TaskResult::sign_bytes(&state.chain_id, &r.task_id, r.attempt, r.executor, &r.claim);
-        if !crypto::verify(&v.account_key, &msg, &r.signature) {
-            return Err(stale("the executor's signature is invalid"));
-        }
-        let model = state
-            .models
-            .get(&task.model_id)
-            .ok_or_else(|| ResultError::Local("the model is not deployed".into()))?;
-        let key = r.hash();
-        if let Some(c) = self.checked.lock().get(&key) {
-            return c.clone();
-        }
-        let out = match &r.claim {
-            Claim::Proof { outputs, proof } => self
-                .check_proof(task, model, outputs, proof)
-                .map(|()| Accepted::Proven),
-            Claim::SubmitterFault { shared } => self
-                .check_fault(task, model, v.index, shared)
-                .map(Accepted::SubmitterFault),
-        };
-        if !matches!(out, Err(ResultError::Local(_))) {
-            self.checked.lock().insert(key, out.clone());
-        }
-        out
-    }
-
-    /// A proof against its task: model, nonce, outputs, inputs, then verification.
-    fn check_proof(
-        &self,
-        task: &Task,
-        model: &ModelRecord,
-        outputs: &[Vec<i64>],
-        proof: &[u8],
-    ) -> Result<(), ResultError> {
-        let invalid = |e: &str| ResultError::Invalid(e.to_string());
-        let local = ResultError::Local;
-        let proof = Proof::from_bytes(proof).map_err(|e| invalid(&e.to_string()))?;
-        if proof.model_id.to_string() != model.program_id {
-            return Err(invalid("the proof is for another model"));
-        }
-        if crypto::hex(&proof.nonce) != task.id {
-            return Err(invalid("the proof is bound to another task"));
-        }
-        if proof.outputs != outputs {
-            return Err(invalid(
-                "the outputs differ from the proof's public outputs",
-            ));
-        }
-        let pkg = self
-            .package(model)
-            .ok_or_else(|| local("the model's package is not loaded".into()))?;
-        match (&task.input, &proof.input) {
-            (TaskInput::Public { inputs }, PublicInput::Values(v)) => {
-                // The task's inputs were checked when it was submitted.
-                let q = public_inputs(&pkg, inputs).map_err(local)?;
-                if &q != v {
-                    return Err(invalid("the proof's inputs are not the task's"));
-                }
-            }
-            (TaskInput::Encrypted { commitment, .. }, PublicInput::Commitment(c)) => {
-                if c != commitment {
-                    return Err(invalid("the proof's input commitment is not the task's"));
-                }
-            }
-            _ => {
-                return Err(invalid(
-                    "the proof's input visibility does not match the task",
-                ));
-            }
-        }
-        let keys = self.verifier(model).map_err(local)?;
-        keys.verify(&proof).map_err(|e| invalid(&e.to_string()))
-    }
-
-    /// An executor's claim that the submitter's encrypted input does not match its
-    /// commitment, checked with the secret the executor revealed for its own wrapped key:
-    /// the claim stands (with the reason) when the input does not open, is not a valid input
-    /// or commits to something else; it is false (evidence) when the secret does not open
-    /// the executor's key or the input matches.
-    fn check_fault(
-        &self,
-        task: &Task,
-        model: &ModelRecord,
-        executor: usize,
-        shared: &[u8; 32],
-    ) -> Result<String, ResultError> {
-        let invalid = |e: &str| ResultError::Invalid(e.to_string());
-        let TaskInput::Encrypted {
-            commitment,
-            ciphertext,
-            keys,
-        } = &task.input
-        else {
-            return Err(invalid("the task's input is public"));
-        };
-        let Some(wrapped) = keys.iter().find(|k| k.validator == executor) else {
-            return Ok("the input has no key for its executor".into());
-        };
-        let content = crypto::unwrap(wrapped, shared)
-            .ok_or_else(|| invalid("the revealed secret does not open the executor's key"))?;
-        let Some(plain) = crypto::decrypt(ciphertext, &content, commitment) else {
-            return Ok("the input does not decrypt with its commitment".into());
-        };
-        let Ok(sealed) = serde_json::from_slice::<SealedInput>(&plain) else {
-            return Ok("the decrypted input is not an input".into());
-        };
-        let pkg = self
-            .package(model)
-            .ok_or_else(|| ResultError::Local("the model's package is not loaded".into()))?;
-        let q = match public_inputs(&pkg, &sealed.inputs) {
-            Ok(q) => q,
-            Err(e) => return Ok(format!("the decrypted input is invalid: {e}")),
-        };
-        let Some(salt) = Option::<Fp>::from(Fp::from_repr(sealed.salt)) else {
-            return Ok("the decrypted salt is not a field element".into());
-        };
-        let c = lightchain_aivm::circuit::input_commitment(&pkg.program, &q, salt);
-        if c.to_repr() == *commitment {
-            return Err(invalid("the input matches its commitment"));
-        }
-        Ok("the input does not match its commitment".into())
-    }
-}
-
-/// The quantized public inputs of a task.
-pub fn public_inputs(pkg: &Package, inputs: &serde_json::Value) -> Result<Vec<Vec<i64>>, String> {
-    let parsed = pkg
-        .model
-        .parse_inputs(&inputs.to_string())
-        .map_err(|e| e.to_string())?;
-    let q = pkg
-        .program
-        .quantize_inputs(&parsed)
-        .map_err(|e| e.to_string())?;
-    pkg.program.check_inputs(&q).map_err(|e| e.to_string())?;
-    Ok(q)
-}
 
 /// The executor of a task's attempt: a deterministic pick among the validators that are not
 /// jailed and have not failed it.
@@ -387,17 +33,19 @@ pub fn assign(state: &State, task_id: &str, attempt: u32, failed: &[usize]) -> O
         return None;
     }
     let h = blake3::hash(format!("{task_id}/{attempt}").as_bytes());
-    let x = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&h.as_bytes()[..8]);
+    let x = u64::from_le_bytes(x);
     Some(candidates[(x % candidates.len() as u64) as usize])
 }
 
-fn debit(state: &mut State, who: &Address, amount: u128) -> Result<(), String> {
+fn debit(state: &mut State, who: &Address, amount: u128) -> Result<(), TxError> {
     let a = state.accounts.entry(*who).or_default();
     if a.balance < amount {
-        return Err(format!(
-            "insufficient balance: {} needed, {} available",
-            amount, a.balance
-        ));
+        return Err(TxError::InsufficientBalance {
+            needed: amount,
+            available: a.balance,
+        });
     }
     a.balance -= amount;
     Ok(())
@@ -422,16 +70,16 @@ pub fn precheck(
     state: &State,
     tx: &SignedTx,
     now_ms: u64,
-) -> Result<(), String> {
+) -> Result<(), TxError> {
     if !tx.signature_ok(&state.chain_id) {
-        return Err("invalid signature".into());
+        return Err(TxError::BadSignature);
     }
     let acct = state.account(&tx.body.sender());
     if tx.body.nonce < acct.nonce {
-        return Err(format!(
-            "nonce {} is already used (next is {})",
-            tx.body.nonce, acct.nonce
-        ));
+        return Err(TxError::NonceUsed {
+            nonce: tx.body.nonce,
+            next: acct.nonce,
+        });
     }
     let mut scratch = state.clone();
     scratch.accounts.insert(
@@ -465,43 +113,42 @@ pub fn apply_tx(
     state: &mut State,
     tx: &SignedTx,
     at: Moment,
-) -> Result<(), String> {
+) -> Result<(), TxError> {
     if !tx.signature_ok(&state.chain_id) {
-        return Err("invalid signature".into());
+        return Err(TxError::BadSignature);
     }
     let from = tx.body.sender();
     let acct = state.account(&from);
     if tx.body.nonce != acct.nonce {
-        return Err(format!(
-            "nonce {} is not the account's next nonce {}",
-            tx.body.nonce, acct.nonce
-        ));
+        return Err(TxError::NonceGap {
+            nonce: tx.body.nonce,
+            next: acct.nonce,
+        });
     }
     let proposer_account = state
         .validators
         .get(at.proposer)
         .map(|v| v.account)
-        .ok_or("unknown proposer")?;
+        .ok_or(TxError::UnknownProposer(at.proposer))?;
     let price = tx.body.gas_price as u128;
     match &tx.body.kind {
         TxKind::Transfer { to, amount } => {
             let fee = p.base_gas as u128 * price;
-            let total = fee
-                .checked_add(*amount)
-                .ok_or("the amount plus the fee overflows")?;
+            let total = fee.checked_add(*amount).ok_or(TxError::Overflow)?;
             debit(state, &from, total)?;
             credit(state, to, *amount);
             credit(state, &proposer_account, fee);
         }
         TxKind::DeployModel { package } => {
-            let pkg = rt.load_package(package)?;
+            let pkg = rt.load_package(package).map_err(TxError::InvalidPackage)?;
             let vis = pkg.info.input_visibility;
             let id = deployment_id(&pkg.info.model_id, vis);
             if state.models.contains_key(&id) {
-                return Err(format!(
-                    "model {id} ({} with {vis} inputs) is already deployed",
-                    pkg.info.model_id
-                ));
+                return Err(TxError::AlreadyDeployed {
+                    id,
+                    program: pkg.info.model_id.clone(),
+                    visibility: vis,
+                });
             }
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
             debit(state, &from, fee)?;
@@ -529,80 +176,23 @@ pub fn apply_tx(
             model_id,
             gas_limit,
             input,
-        } => {
-            let model = state
-                .models
-                .get(model_id)
-                .ok_or_else(|| format!("model {model_id} is not deployed"))?
-                .clone();
-            if *gas_limit < model.gas {
-                return Err(format!(
-                    "gas limit {gas_limit} is below the task's quote of {} gas",
-                    model.gas
-                ));
-            }
-            match (input, model.input_visibility) {
-                (TaskInput::Public { inputs }, Visibility::Public) => {
-                    let pkg = rt
-                        .package(&model)
-                        .ok_or("the model's package is not loaded")?;
-                    public_inputs(&pkg, inputs)?;
-                }
-                (TaskInput::Encrypted { keys, .. }, Visibility::Hashed) => {
-                    if keys.is_empty() {
-                        return Err("an encrypted input needs keys for the validators".into());
-                    }
-                }
-                (TaskInput::Public { .. }, Visibility::Hashed) => {
-                    return Err("this model commits to its inputs: submit them encrypted".into());
-                }
-                (TaskInput::Encrypted { .. }, Visibility::Public) => {
-                    return Err(
-                        "this model proves with public inputs: it cannot take encrypted inputs"
-                            .into(),
-                    );
-                }
-            }
-            let fee = model.gas as u128 * price;
-            debit(state, &from, fee)?;
-            let id = crypto::hex(&tx.hash());
-            let executor = assign(state, &id, 0, &[]).ok_or("no validator can execute tasks")?;
-            state.tasks.insert(
-                id.clone(),
-                Task {
-                    id,
-                    model_id: model_id.clone(),
-                    submitter: from,
-                    gas: model.gas,
-                    gas_price: tx.body.gas_price,
-                    fee,
-                    input: input.clone(),
-                    submitted_height: at.height,
-                    failed_executors: vec![],
-                    // The deadline runs from the block that assigns the task, never from an
-                    // earlier one (an idle chain would otherwise time every new task out).
-                    status: TaskStatus::Pending {
-                        attempt: 0,
-                        executor,
-                        since_ms: at.now_ms,
-                        deadline_ms: at.now_ms + p.task_timeout(model.gas),
-                    },
-                },
-            );
-        }
+        } => submit_task(rt, p, state, tx, at, (model_id, *gas_limit, input))?,
         TxKind::Unjail { validator } => {
             let fee = p.base_gas as u128 * price;
             let v = state
                 .validators
                 .get(*validator)
-                .ok_or_else(|| format!("unknown validator {validator}"))?;
+                .ok_or(TxError::UnknownValidator(*validator))?;
             if v.account != from {
-                return Err("only the validator's own account can unjail it".into());
+                return Err(TxError::NotValidatorAccount);
             }
             match v.jailed_until {
-                None => return Err(format!("validator {validator} is not jailed")),
+                None => return Err(TxError::NotJailed(*validator)),
                 Some(h) if h > at.height => {
-                    return Err(format!("validator {validator} is jailed until height {h}"));
+                    return Err(TxError::StillJailed {
+                        validator: *validator,
+                        until: h,
+                    });
                 }
                 Some(_) => {}
             }
@@ -612,6 +202,73 @@ pub fn apply_tx(
         }
     }
     state.accounts.entry(from).or_default().nonce += 1;
+    Ok(())
+}
+
+/// A task submission: the model is deployed, the gas limit covers its quote, the input has the
+/// model's visibility (public inputs fit the model), the fee is held in escrow, and the task is
+/// assigned to its first executor with a deadline from this block.
+fn submit_task(
+    rt: &Runtime,
+    p: &ChainParams,
+    state: &mut State,
+    tx: &SignedTx,
+    at: Moment,
+    (model_id, gas_limit, input): (&str, u64, &TaskInput),
+) -> Result<(), TxError> {
+    let from = tx.body.sender();
+    let price = tx.body.gas_price as u128;
+    let model = state
+        .models
+        .get(model_id)
+        .ok_or_else(|| TxError::UnknownModel(model_id.to_string()))?
+        .clone();
+    if gas_limit < model.gas {
+        return Err(TxError::GasLimit {
+            limit: gas_limit,
+            quote: model.gas,
+        });
+    }
+    match (input, model.input_visibility) {
+        (TaskInput::Public { inputs }, Visibility::Public) => {
+            let pkg = rt
+                .package(&model)
+                .ok_or_else(|| TxError::PackageNotLoaded(model_id.to_string()))?;
+            public_inputs(&pkg, inputs).map_err(|e| TxError::InvalidInput(e.to_string()))?;
+        }
+        (TaskInput::Encrypted { keys, .. }, Visibility::Hashed) => {
+            if keys.is_empty() {
+                return Err(TxError::NoInputKeys);
+            }
+        }
+        (_, model) => return Err(TxError::WrongVisibility { model }),
+    }
+    let fee = model.gas as u128 * price;
+    debit(state, &from, fee)?;
+    let id = crypto::hex(&tx.hash());
+    let executor = assign(state, &id, 0, &[]).ok_or(TxError::NoExecutor)?;
+    state.tasks.insert(
+        id.clone(),
+        Task {
+            id,
+            model_id: model_id.to_string(),
+            submitter: from,
+            gas: model.gas,
+            gas_price: tx.body.gas_price,
+            fee,
+            input: input.clone(),
+            submitted_height: at.height,
+            failed_executors: vec![],
+            // The deadline runs from the block that assigns the task, never from an
+            // earlier one (an idle chain would otherwise time every new task out).
+            status: TaskStatus::Pending {
+                attempt: 0,
+                executor,
+                since_ms: at.now_ms,
+                deadline_ms: at.now_ms + p.task_timeout(model.gas),
+            },
+        },
+    );
     Ok(())
 }
 
@@ -629,7 +286,9 @@ fn reassign_task(p: &ChainParams, state: &mut State, task_id: &str, failed: usiz
         failed_executors.push(failed);
     }
     let next = assign(state, task_id, attempt + 1, &failed_executors);
-    let task = state.tasks.get_mut(task_id).expect("checked above");
+    let Some(task) = state.tasks.get_mut(task_id) else {
+        return;
+    };
     task.failed_executors = failed_executors;
     match next {
         Some(e) => {
@@ -668,21 +327,21 @@ pub fn apply(
     p: &ChainParams,
     state: &mut State,
     block: &Block,
-) -> Result<Applied, String> {
+) -> Result<Applied, BlockError> {
     if block.height != state.height + 1 {
-        return Err(format!(
-            "height {} does not follow {}",
-            block.height, state.height
-        ));
+        return Err(BlockError::Height {
+            height: block.height,
+            last: state.height,
+        });
     }
     if block.parent != state.last_hash {
-        return Err("the parent hash is not the last block's".into());
+        return Err(BlockError::Parent);
     }
     if block.timestamp_ms < state.last_timestamp_ms {
-        return Err("the timestamp goes back in time".into());
+        return Err(BlockError::TimeBackwards);
     }
     if block.proposer >= state.validators.len() {
-        return Err("unknown proposer".into());
+        return Err(BlockError::UnknownProposer(block.proposer));
     }
     let now = block.timestamp_ms;
     let at = Moment {
@@ -691,14 +350,20 @@ pub fn apply(
         proposer: block.proposer,
     };
     for (i, tx) in block.txs.iter().enumerate() {
-        apply_tx(rt, p, state, tx, at).map_err(|e| format!("transaction {i}: {e}"))?;
+        apply_tx(rt, p, state, tx, at).map_err(|error| BlockError::Tx { index: i, error })?;
     }
     let mut applied = Applied::default();
     for r in &block.results {
         let outcome = rt
             .check_result(state, r)
-            .map_err(|e| format!("result for task {}: {e}", r.task_id))?;
-        let task = state.tasks.get_mut(&r.task_id).expect("checked");
+            .map_err(|error| BlockError::Result {
+                task: r.task_id.clone(),
+                error,
+            })?;
+        let task = state
+            .tasks
+            .get_mut(&r.task_id)
+            .ok_or_else(|| BlockError::UnknownTask(r.task_id.clone()))?;
         let (fee, gas_used, model_id) = (task.fee, task.gas, task.model_id.clone());
         match (outcome, &r.claim) {
             (Accepted::Proven, Claim::Proof { outputs, proof }) => {
@@ -709,32 +374,9 @@ pub fn apply(
                 let account = state.validators[r.executor].account;
                 credit(state, &account, fee);
                 let model = &state.models[&model_id];
-                let pkg = rt
-                    .package(model)
-                    .ok_or("the model's package is not loaded")?;
-                let parsed = Proof::from_bytes(proof).map_err(|e| e.to_string())?;
-                let envelope: serde_json::Value =
-                    serde_json::from_str(&parsed.to_json()).map_err(|e| e.to_string())?;
-                applied.receipts.push(Receipt {
-                    task_id: r.task_id.clone(),
-                    model_id,
-                    outputs: outputs.clone(),
-                    outputs_float: pkg
-                        .program
-                        .dequantize_outputs(outputs)
-                        .into_iter()
-                        .map(|t| t.data)
-                        .collect(),
-                    proof: proof.clone(),
-                    public_inputs: envelope["public_inputs"].clone(),
-                    gas_used,
-                    fee,
-                    executor: r.executor,
-                    attempts: r.attempt + 1,
-                    block_height: block.height,
-                    block_hash: [0; 32],
-                    verified_by: vec![],
-                });
+                let paid = (gas_used, fee);
+                let receipt = receipt(rt, model, r, outputs, proof, block.height, paid)?;
+                applied.receipts.push(receipt);
             }
             (Accepted::SubmitterFault(reason), _) => {
                 task.status = TaskStatus::Failed {
@@ -746,20 +388,20 @@ pub fn apply(
                 state.burned += fee;
             }
             (Accepted::Proven, Claim::SubmitterFault { .. }) => {
-                return Err("a fault claim was accepted as a proof".into());
+                return Err(BlockError::FaultAsProof);
             }
         }
     }
     for Evidence { result: r, reason } in &block.evidence {
         match rt.check_result(state, r) {
             Err(ResultError::Invalid(_)) => {}
-            Ok(_) => {
-                return Err(format!(
-                    "evidence against task {}: the result is valid",
-                    r.task_id
-                ));
+            Ok(_) => return Err(BlockError::ValidEvidence(r.task_id.clone())),
+            Err(error) => {
+                return Err(BlockError::Evidence {
+                    task: r.task_id.clone(),
+                    error,
+                });
             }
-            Err(e) => return Err(format!("evidence against task {}: {e}", r.task_id)),
         }
         let slashed = penalise(p, state, r.executor, block.height);
         state.evidence.push(EvidenceRecord {
@@ -775,7 +417,7 @@ pub fn apply(
         let task = state
             .tasks
             .get(id)
-            .ok_or_else(|| format!("reassignment of unknown task {id}"))?;
+            .ok_or_else(|| BlockError::UnknownTask(id.clone()))?;
         match task.status {
             TaskStatus::Pending {
                 executor,
@@ -784,12 +426,55 @@ pub fn apply(
             } if deadline_ms <= now => {
                 reassign_task(p, state, id, executor, now);
             }
-            _ => return Err(format!("task {id} is not past its deadline")),
+            _ => return Err(BlockError::NotOverdue(id.clone())),
         }
     }
     state.height = block.height;
     state.last_timestamp_ms = now;
     Ok(applied)
+}
+
+/// The receipt of a proven task, with the gas and fee it paid (without the block hash and signers, which the caller fills
+/// in).
+fn receipt(
+    rt: &Runtime,
+    model: &ModelRecord,
+    r: &TaskResult,
+    outputs: &[Vec<i64>],
+    proof: &[u8],
+    height: u64,
+    (gas_used, fee): (u64, u128),
+) -> Result<Receipt, BlockError> {
+    let fail = |reason: String| BlockError::Receipt {
+        task: r.task_id.clone(),
+        reason,
+    };
+    let pkg = rt
+        .package(model)
+        .ok_or_else(|| fail("the model's package is not loaded".into()))?;
+    let parsed = Proof::from_bytes(proof).map_err(|e| fail(e.to_string()))?;
+    let envelope: serde_json::Value =
+        serde_json::from_str(&parsed.to_json()).map_err(|e| fail(e.to_string()))?;
+    Ok(Receipt {
+        task_id: r.task_id.clone(),
+        model_id: model.model_id.clone(),
+        outputs: outputs.to_vec(),
+        outputs_float: pkg
+            .program
+            .dequantize_outputs(outputs)
+            .into_iter()
+            .map(|t| t.data)
+            .collect(),
+        proof: proof.to_vec(),
+        public_inputs: envelope["public_inputs"].clone(),
+        gas_used,
+        fee,
+        executor: r.executor,
+        attempts: r.attempt + 1,
+        block_height: height,
+        block_hash: [0; 32],
+        verified_by: vec![],
+    })
 }
 
 /// Checks a proposed block on a copy of the state: contents, proofs and the claimed root.
@@ -799,14 +484,14 @@ pub fn validate(
     state: &State,
     block: &Block,
     now_ms: u64,
-) -> Result<(), String> {
+) -> Result<(), BlockError> {
     if block.timestamp_ms > now_ms + p.max_skew_ms {
-        return Err("the timestamp is in the future".into());
+        return Err(BlockError::FutureTimestamp);
     }
     let mut s = state.clone();
     apply(rt, p, &mut s, block)?;
     if s.root() != block.state_root {
-        return Err("the state root does not match".into());
+        return Err(BlockError::StateRoot);
     }
     Ok(())
 }

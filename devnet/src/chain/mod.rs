@@ -3,7 +3,10 @@
 //! they agree because blocks are applied deterministically.
 
 pub mod encode;
+pub mod error;
 pub mod exec;
+pub mod params;
+pub mod runtime;
 pub mod state;
 
 use serde::{Deserialize, Serialize};
@@ -11,11 +14,26 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{self, WrappedKey};
 use encode::Canonical;
 
+pub use error::{BlockError, TxError};
+pub use params::ChainParams;
+pub use runtime::Runtime;
 pub use state::State;
 
-/// An account address: the first 20 bytes of `blake3(ed25519 public key)`, shown as `0x…`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An address: the first 20 bytes of `blake3(ed25519 public key)`, shown as `0x…`. Accounts
+/// and consensus validators are named by the same kind of address.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address(pub [u8; 20]);
+
+impl std::fmt::Debug for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A string that is not `0x` followed by 40 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an address is 0x followed by 40 hex digits")]
+pub struct BadAddress;
 
 impl Address {
     pub fn of(public: &[u8; 32]) -> Address {
@@ -32,12 +50,10 @@ impl std::fmt::Display for Address {
 }
 
 impl std::str::FromStr for Address {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let b = crypto::unhex(s).ok_or("an address is 0x followed by 40 hex digits")?;
-        Ok(Address(b.try_into().map_err(
-            |_| "an address is 0x followed by 40 hex digits",
-        )?))
+    type Err = BadAddress;
+    fn from_str(s: &str) -> Result<Self, BadAddress> {
+        let b = crypto::unhex(s).ok_or(BadAddress)?;
+        Ok(Address(b.try_into().map_err(|_| BadAddress)?))
     }
 }
 

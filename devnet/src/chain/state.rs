@@ -19,7 +19,7 @@ pub struct Account {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
     /// The deployed model's id: its program id and input visibility together
-    /// ([`crate::chain::exec::deployment_id`]).
+    /// ([`crate::chain::params::deployment_id`]).
     pub model_id: String,
     /// The id of its program (what proofs name).
     pub program_id: String,

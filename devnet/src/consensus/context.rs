@@ -15,7 +15,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::lock::Lock;
 
 use malachitebft_core_types::{
     self as mct, Context, NilOrVal, Round, SignedExtension, SignedMessage, SigningProvider,
@@ -54,31 +56,10 @@ impl mct::Height for Height {
 }
 
 // ---------------------------------------------------------------------------
-// Address (first 20 bytes of sha256(pubkey))
+// Address: the chain's (first 20 bytes of blake3(public key))
 // ---------------------------------------------------------------------------
 
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Address(pub [u8; 20]);
-
-impl Address {
-    pub fn from_public_key(pk: &PublicKey) -> Self {
-        let digest = blake3::hash(pk.as_bytes());
-        let mut a = [0u8; 20];
-        a.copy_from_slice(&digest.as_bytes()[..20]);
-        Address(a)
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", &hex(&self.0)[..8])
-    }
-}
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+pub use crate::chain::Address;
 
 impl mct::Address for Address {}
 
@@ -299,7 +280,7 @@ pub struct Validator {
 impl Validator {
     pub fn new(public_key: PublicKey, voting_power: VotingPower) -> Self {
         Validator {
-            address: Address::from_public_key(&public_key),
+            address: Address::of(public_key.as_bytes()),
             public_key,
             voting_power,
         }
@@ -455,45 +436,37 @@ pub struct Ed25519Signer {
     /// (it feeds them back to itself), proposals (we pre-check them before running
     /// the validity closure), and every precommit again inside the commit certificate
     /// at `Decide`. Caching these halves the ed25519 work per height.
-    verified: Mutex<HashSet<VerifiedKey>>,
+    verified: Lock<HashSet<VerifiedKey>>,
 }
 
 impl Ed25519Signer {
     pub fn new(key: PrivateKey) -> Self {
         Ed25519Signer {
             key,
-            verified: Mutex::new(HashSet::new()),
+            verified: Lock::new(HashSet::new()),
         }
     }
 
     /// Call after each committed height to bound the cache.
     pub fn clear_cache(&self) {
-        self.verified.lock().expect("signature cache").clear();
+        self.verified.lock().clear();
     }
 
     fn sign(&self, bytes: Vec<u8>) -> Signature {
         let sig = self.key.sign(&bytes);
         let pk = *self.key.public_key().as_bytes();
-        self.verified
-            .lock()
-            .expect("signature cache")
-            .insert((pk, bytes, sig.to_bytes()));
+        self.verified.lock().insert((pk, bytes, sig.to_bytes()));
         sig
     }
 
     fn verify(&self, bytes: Vec<u8>, sig: &Signature, pk: &PublicKey) -> bool {
         let key = (*pk.as_bytes(), bytes, sig.to_bytes());
-        if self
-            .verified
-            .lock()
-            .expect("signature cache")
-            .contains(&key)
-        {
+        if self.verified.lock().contains(&key) {
             return true;
         }
         let ok = pk.verify(&key.1, sig).is_ok();
         if ok {
-            self.verified.lock().expect("signature cache").insert(key);
+            self.verified.lock().insert(key);
         }
         ok
     }

@@ -41,7 +41,7 @@ use super::context::{
     Address, BlockHash, DevnetContext, Ed25519Signer, Height, Validator, ValidatorSet, Value,
 };
 use super::wal::Wal;
-use crate::chain::exec::ChainParams;
+use crate::chain::ChainParams;
 use crate::chain::{CommitSig, CommittedBlock, State as ChainState};
 use crate::lock::Shared;
 use crate::net::{NetMsg, Network};
@@ -365,7 +365,7 @@ impl Host {
             .iter()
             .map(|s| {
                 let v = validators.get(s.validator)?;
-                let address = Address::from_public_key(&PublicKey::from_bytes(v.consensus_key));
+                let address = Address::of(&v.consensus_key);
                 let sig = Signature::from_bytes(s.signature.as_slice().try_into().ok()?);
                 Some(CommitSignature::new(address, sig))
             })
@@ -606,12 +606,7 @@ impl Node {
             .state
             .validators
             .iter()
-            .map(|v| {
-                (
-                    Address::from_public_key(&PublicKey::from_bytes(v.consensus_key)).0,
-                    v.index,
-                )
-            })
+            .map(|v| (Address::of(&v.consensus_key).0, v.index))
             .collect();
         let params = Params {
             initial_height: Height(committed + 1),

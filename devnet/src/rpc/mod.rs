@@ -25,6 +25,10 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+pub mod types;
+
+use types::{Balance, Deployed, EstimateRequest, ModelOptions, ModelReply, Submitted, TaskReply};
+
 use crate::api::DevnetApi;
 use crate::chain::{Address, SignedTx, TxKind};
 use crate::error::DevnetError;
@@ -275,8 +279,8 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                     "expected a DeployModel transaction".into(),
                 ));
             }
-            let (hash, model_id) = api.send_deployment(tx)?;
-            Ok(json!({"tx_hash": hash, "model_id": model_id}))
+            let (tx_hash, model_id) = api.send_deployment(tx)?;
+            to_value(Deployed { tx_hash, model_id })
         }
         "lc_submitTask" => {
             let tx: SignedTx = param(params, 0, "signed SubmitTask transaction")?;
@@ -286,19 +290,21 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                     "expected a SubmitTask transaction".into(),
                 ));
             }
-            let hash = api.send_transaction(tx)?;
-            Ok(json!({"task_id": hash}))
+            let task_id = api.send_transaction(tx)?;
+            to_value(Submitted { task_id })
         }
         "lc_getTask" => {
             let id: String = param(params, 0, "task id")?;
             match api.task(&id) {
-                Some(t) => {
-                    let mut v = to_value(&t)?;
-                    v["receipt"] = to_value(api.receipt(&id))?;
-                    Ok(v)
-                }
+                Some(task) => to_value(TaskReply::Known {
+                    receipt: api.receipt(&id).map(Box::new),
+                    task: Box::new(task),
+                }),
                 // Sent but not yet in a block: a status, not an error, so clients can wait.
-                None if api.task_in_mempool(&id) => Ok(json!({"id": id, "status": "submitted"})),
+                None if api.task_in_mempool(&id) => to_value(TaskReply::InMempool {
+                    id,
+                    status: types::MempoolStatus::Submitted,
+                }),
                 None => Err(RpcError(NOT_FOUND, format!("task {id} not found"))),
             }
         }
@@ -318,45 +324,34 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
         }
         "lc_getModel" => {
             let id: String = param(params, 0, "model id")?;
-            let with_package = params
-                .get(1)
-                .and_then(|v| v.get("package"))
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            let m = api
+            let options: ModelOptions = match params.get(1) {
+                None | Some(Value::Null) => ModelOptions::default(),
+                Some(_) => param(params, 1, "{package: bool}")?,
+            };
+            let model = api
                 .model(&id)
                 .ok_or_else(|| RpcError(NOT_FOUND, format!("model {id} is not deployed")))?;
-            let mut v = to_value(&m)?;
-            if with_package {
-                let pkg = api.package_bytes(&id);
-                v["package"] =
-                    json!(pkg.map(|p| base64::engine::general_purpose::STANDARD.encode(p)));
-            }
-            Ok(v)
+            let package = match options.package {
+                true => api
+                    .package_bytes(&id)
+                    .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+                false => None,
+            };
+            to_value(ModelReply { model, package })
         }
         "lc_estimateGas" => {
-            let req: Value = param(params, 0, "{model_id, inputs}")?;
-            let model_id = req
-                .get("model_id")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| RpcError(INVALID_PARAMS, "model_id is required".into()))?;
-            let inputs = req.get("inputs").cloned().ok_or_else(|| {
-                RpcError(
-                    INVALID_PARAMS,
-                    "inputs is required (an input file's JSON)".into(),
-                )
-            })?;
+            let req: EstimateRequest = param(params, 0, "{model_id, inputs}")?;
             let price = params.get(1).and_then(|v| v.as_u64()).unwrap_or(1);
-            to_value(api.estimate(model_id, &inputs, price)?)
+            to_value(api.estimate(&req.model_id, &req.inputs, price)?)
         }
         "lc_status" => to_value(api.status()),
         "lc_validators" => to_value(api.validators()),
         "lc_getBalance" => {
             let a: Address = param(params, 0, "address")?;
-            let mut v = to_value(api.balance(&a))?;
-            // The nonce to sign the account's next transaction with (past its pending ones).
-            v["next_nonce"] = json!(api.next_nonce(&a));
-            Ok(v)
+            to_value(Balance {
+                account: api.balance(&a),
+                next_nonce: api.next_nonce(&a),
+            })
         }
         "dev_mine" => Ok(json!(api.mine()?)),
         "dev_snapshot" => Ok(json!(api.snapshot())),

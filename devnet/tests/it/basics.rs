@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use lightchain_aivm::proof::{ParamsCache, Proof};
-use lightchain_devnet::chain::exec::{self, Accepted, ChainParams, ResultError, Runtime};
+use lightchain_devnet::chain::exec;
+use lightchain_devnet::chain::runtime::{Accepted, ResultError};
 use lightchain_devnet::chain::state::TaskStatus;
 use lightchain_devnet::chain::{Block, Claim, TaskResult};
-use lightchain_devnet::spawn;
+use lightchain_devnet::chain::{BlockError, ChainParams, Runtime, TxError};
 use lightchain_devnet::validator::{Behavior, ValidatorKeys};
+use lightchain_devnet::{DevnetError, spawn};
 
 use crate::{WAIT, config, input, package, params_dir, rpc};
 
@@ -24,10 +26,12 @@ async fn four_validators_commit_proven_tasks_and_agree() {
     for v in huge["inputs"]["x"][0].as_array_mut().unwrap() {
         *v = serde_json::json!(1.0e6);
     }
-    let err = api
-        .submit_task(&key, &model, huge, false, 2)
-        .unwrap_err()
-        .to_string();
+    let err = api.submit_task(&key, &model, huge, false, 2).unwrap_err();
+    assert!(
+        matches!(err, DevnetError::Refused(TxError::InvalidInput(_))),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(err.contains("calibrated"), "{err}");
     assert!(!err.contains("1000000"), "{err}");
     let mut ids = vec![];
@@ -120,7 +124,16 @@ async fn four_validators_commit_proven_tasks_and_agree() {
         state_root: [0; 32],
     };
     let err = exec::apply(&rt, &ChainParams::default(), &mut pending.clone(), &block).unwrap_err();
-    assert!(err.contains("stale"), "{err}");
+    assert!(
+        matches!(
+            err,
+            BlockError::Result {
+                error: ResultError::Stale(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A changed output without the executor's signature is nobody's offence (stale); signed
     // by the executor it fails its proof check and is evidence (invalid).
     let mut wrong = r.clone();

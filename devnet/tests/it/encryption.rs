@@ -49,9 +49,14 @@ async fn encrypted_inputs_stay_ciphertext_on_chain() {
     let (_, digits) = api.deploy(&key, package("digits")).unwrap();
     let e = api
         .submit_task(&key, &digits, input("digits", "six.json"), true, 1)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("public inputs"), "{e}");
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            lightchain_devnet::DevnetError::Seal(lightchain_devnet::seal::SealError::PublicModel)
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

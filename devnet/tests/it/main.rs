@@ -9,33 +9,13 @@ mod mempool;
 mod recovery;
 mod rpc;
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use lightchain_aivm::proof::ParamsCache;
 use lightchain_devnet::DevnetConfig;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub fn params_dir() -> PathBuf {
-    std::env::temp_dir().join("lightchain-test-params")
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
+pub use lightchain_test_utils::{copy_dir, params_dir, repo, template_dir};
 
 /// The package of a template, built once per test binary.
 pub fn package(template: &str) -> Vec<u8> {
@@ -45,8 +25,7 @@ pub fn package(template: &str) -> Vec<u8> {
     if let Some(b) = cache.lock().unwrap().get(template) {
         return b.clone();
     }
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("templates").join(template), dir.path());
+    let dir = lightchain_test_utils::template_project(template);
     let (bytes, _) = lightchain_packager::build(
         dir.path(),
         &ParamsCache { dir: params_dir() },
@@ -60,14 +39,7 @@ pub fn package(template: &str) -> Vec<u8> {
 
 pub fn input(template: &str, file: &str) -> serde_json::Value {
     serde_json::from_str(
-        &std::fs::read_to_string(
-            repo()
-                .join("templates")
-                .join(template)
-                .join("tests")
-                .join(file),
-        )
-        .unwrap(),
+        &std::fs::read_to_string(template_dir(template).join("tests").join(file)).unwrap(),
     )
     .unwrap()
 }

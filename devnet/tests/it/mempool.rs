@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use lightchain_devnet::chain::{SignedTx, TxBody, TxKind};
+use lightchain_devnet::chain::{SignedTx, TxBody, TxError, TxKind};
 use lightchain_devnet::crypto::AccountKey;
+use lightchain_devnet::mempool::MempoolError;
 use lightchain_devnet::{DevnetApi, DevnetError, spawn};
 
 use crate::{config, eventually};
@@ -100,9 +101,14 @@ async fn replacement_needs_a_higher_price_and_nonces_stay_near() {
         // Too far ahead of the account's next nonce.
         let err = api
             .send_transaction(transfer(&api, &key, 2 + 17, 1))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ahead"), "{err}");
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DevnetError::Mempool(MempoolError::TooFarAhead { nonce: 19, .. })
+            ),
+            "{err}"
+        );
         // Signed for another chain.
         let mut other = TxBody {
             from: key.public(),
@@ -114,8 +120,11 @@ async fn replacement_needs_a_higher_price_and_nonces_stay_near() {
             },
         }
         .sign(&key, "another-chain");
-        let err = api.send_transaction(other.clone()).unwrap_err().to_string();
-        assert!(err.contains("invalid signature"), "{err}");
+        let err = api.send_transaction(other.clone()).unwrap_err();
+        assert!(
+            matches!(err, DevnetError::Refused(TxError::BadSignature)),
+            "{err}"
+        );
         other.body.nonce = 3;
         assert!(api.send_transaction(other).is_err());
     });

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use lightchain_aivm::circuit::Visibility;
-use lightchain_devnet::chain::exec::{ChainParams, deployment_id};
+use lightchain_devnet::chain::ChainParams;
+use lightchain_devnet::chain::params::deployment_id;
 use lightchain_devnet::chain::state::TaskStatus;
 use lightchain_devnet::chain::{TxBody, TxKind};
 use lightchain_devnet::consensus::node::validator_set;
