@@ -51,6 +51,7 @@ pub mod group;
 pub mod leaky_relu;
 pub mod linear;
 pub mod lut;
+pub mod neg;
 pub mod reduce;
 pub mod relu;
 pub mod rescale;
@@ -206,6 +207,7 @@ registry! {
     10 Copy(copy::CopySpec, copy::CopySpec),
     11 Rescale(rescale::Rescale),
     12 Gather(gather::Gather, gather::FGather),
+    13 Neg(neg::Neg, neg::Neg),
 }
 
 /// The ONNX ops of every family, in registry order; [`crate::onnx`] adds the structural ops
@@ -223,6 +225,7 @@ pub const ONNX_FAMILIES: &[&[(&str, Lowering)]] = &[
     argmax::ONNX,
     copy::ONNX,
     gather::ONNX,
+    neg::ONNX,
 ];
 
 impl Op {

@@ -254,6 +254,19 @@ fn arithmetic_with_constants_on_either_side() {
 }
 
 #[test]
+fn neg_of_inputs_and_of_an_intermediate() {
+    let m = Builder::new(13)
+        .input("x", &[1, 6])
+        .init(w("c", &[6], 5))
+        .node(node("Neg", "n1", &["x"], &["a"], vec![]))
+        .node(node("Add", "add", &["a", "c"], &["b"], vec![]))
+        .node(node("Neg", "n2", &["b"], &["y"], vec![]))
+        .output("y")
+        .bytes();
+    check("neg", m, &[&[1, 6]]);
+}
+
+#[test]
 fn embedding_gather_with_runtime_ids() {
     let m = Builder::new(13)
         .input_typed("ids", &[1, 5], 7)

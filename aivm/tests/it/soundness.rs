@@ -72,6 +72,31 @@ fn argmax_over_wide_values_proves() {
 }
 
 #[test]
+fn neg_over_wide_values_proves() {
+    let m = Builder::new(13)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(node("Neg", "n", &["x"], &["y"], vec![]))
+        .bytes();
+    let model = Model::from_bytes(
+        m.clone(),
+        &ImportOptions::default(),
+        &GuardLimits::default(),
+    )
+    .unwrap();
+    let inputs = Inputs {
+        tensors: vec![row(&X)],
+    };
+    let p = model
+        .compile(std::slice::from_ref(&inputs), &QuantConfig::default())
+        .unwrap();
+    let q = p.quantize_inputs(&inputs).unwrap();
+    let proof = prove_and_verify("neg", m, row(&X), Visibility::Public);
+    let negated: Vec<i64> = q[0].iter().map(|v| -v).collect();
+    assert_eq!(proof.outputs, vec![negated]);
+}
+
+#[test]
 fn reduce_max_over_wide_values_proves() {
     let m = Builder::new(13)
         .input("x", &[1, 10])

@@ -72,7 +72,7 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
     let mut p = P::default();
     let family = rng.pick(&[
         "linear", "affine", "add", "mul", "relu", "leaky", "clip", "lut", "softmax", "sum", "mean",
-        "max", "argmax", "pool", "copy", "rescale", "gather",
+        "max", "argmax", "pool", "copy", "rescale", "gather", "neg",
     ]);
     let axes = |n: usize| GroupSpec::Axes {
         shape: vec![2, n],
@@ -160,6 +160,11 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
         "relu" => {
             let b = rng.bits(48);
             unary(&mut p, rng, Op::Relu(crate::ops::relu::Relu), b, &mut ins);
+        }
+        "neg" => {
+            // The output needs one bit more than the input: -(-2^(b-1)) = 2^(b-1).
+            let b = rng.bits(47);
+            unary(&mut p, rng, Op::Neg(crate::ops::neg::Neg), b, &mut ins);
         }
         "leaky" => {
             let b = rng.bits(44);
