@@ -39,48 +39,29 @@ pub struct Affine {
     pub shift: u32,
 }
 
-/// Float affine map `x·mul + add`, each constant broadcast to the input's shape.
-pub fn affine_f(
-    x: &[f64],
+/// `x·mul + add`, each constant broadcast to the input's `shape`: the float map (constants
+/// widened to f64) and the integer accumulation before rescale (`add` at the product's scale).
+pub fn affine_map<T, C>(
+    x: &[T],
     shape: &[usize],
-    mul: Option<&Tensor<f32>>,
-    add: Option<&Tensor<f32>>,
-) -> Vec<f64> {
+    mul: Option<&Tensor<C>>,
+    add: Option<&Tensor<C>>,
+) -> Vec<T>
+where
+    T: Copy + std::ops::Mul<Output = T> + std::ops::Add<Output = T>,
+    C: Copy + Into<T>,
+{
     let mm = mul.map(|m| broadcast_map(&m.shape, shape));
     let ma = add.map(|a| broadcast_map(&a.shape, shape));
     x.iter()
         .enumerate()
         .map(|(i, &v)| {
             let v = match (mul, &mm) {
-                (Some(m), Some(map)) => v * m.data[map[i]] as f64,
+                (Some(m), Some(map)) => v * m.data[map[i]].into(),
                 _ => v,
             };
             match (add, &ma) {
-                (Some(a), Some(map)) => v + a.data[map[i]] as f64,
-                _ => v,
-            }
-        })
-        .collect()
-}
-
-/// Integer affine accumulation `x·mul + add` before rescale (`add` is at the product's scale).
-pub fn affine_acc_i(
-    x: &[i64],
-    shape: &[usize],
-    mul: Option<&Tensor<i64>>,
-    add: Option<&Tensor<i64>>,
-) -> Vec<i64> {
-    let mm = mul.map(|m| broadcast_map(&m.shape, shape));
-    let ma = add.map(|a| broadcast_map(&a.shape, shape));
-    x.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let v = match (mul, &mm) {
-                (Some(m), Some(map)) => v * m.data[map[i]],
-                _ => v,
-            };
-            match (add, &ma) {
-                (Some(a), Some(map)) => v + a.data[map[i]],
+                (Some(a), Some(map)) => v + a.data[map[i]].into(),
                 _ => v,
             }
         })
@@ -93,7 +74,7 @@ impl FloatOp for FAffine {
     }
 
     fn eval(&self, a: &FloatArgs) -> Vec<f64> {
-        affine_f(
+        affine_map(
             a.ins[0],
             a.in_shapes[0],
             self.mul.as_ref(),
@@ -138,7 +119,7 @@ impl IntOp for Affine {
     }
 
     fn eval(&self, a: &IntArgs) -> Result<Vec<i64>> {
-        let acc = affine_acc_i(
+        let acc = affine_map(
             a.ins[0],
             &a.in_meta[0].shape,
             self.mul.as_ref(),
