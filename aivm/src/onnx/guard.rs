@@ -95,7 +95,9 @@ pub struct GuardLimits {
     pub max_rank: usize,
     /// Deepest nesting of subgraphs (If/Loop bodies); the main graph is depth 0.
     pub max_graph_depth: usize,
-    /// Accepted range of the default-domain opset.
+    /// Accepted range of the default-domain opset. 28 is ONNX 1.23's; from 23 to 28 the
+    /// supported ops changed only by new element types (float4/float6/float8e8m0/int2, all
+    /// refused) and Cast's `round_mode`, which applies only to float8e8m0 targets.
     pub opset: (i64, i64),
 }
 
@@ -108,7 +110,7 @@ impl Default for GuardLimits {
             max_total_elems: 1 << 25,
             max_rank: 8,
             max_graph_depth: 4,
-            opset: (7, 22),
+            opset: (7, 28),
         }
     }
 }

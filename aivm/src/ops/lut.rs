@@ -20,7 +20,12 @@ use crate::wire::{R, W};
 
 const KIND: &str = "lut";
 
-pub const ONNX: &[(&str, Lowering)] = &[("Sigmoid", sigmoid), ("Tanh", tanh)];
+pub const ONNX: &[(&str, Lowering)] = &[
+    ("Sigmoid", sigmoid),
+    ("Tanh", tanh),
+    ("Erf", erf),
+    ("Gelu", gelu),
+];
 
 fn sigmoid(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     cx.unary(n, n.input(0)?, FOp::Lut(LutFn::Sigmoid))
@@ -28,6 +33,35 @@ fn sigmoid(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
 
 fn tanh(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     cx.unary(n, n.input(0)?, FOp::Lut(LutFn::Tanh))
+}
+
+fn erf(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    cx.unary(n, n.input(0)?, FOp::Lut(LutFn::Erf))
+}
+
+/// `Gelu` (opset 20): `x · Φ(x)`, with `Φ` the standard normal distribution function
+/// (`approximate = "none"`) or its tanh approximation (`"tanh"`). `Φ` saturates, so it is a
+/// table; `x` is not, so the product is a multiplication of two activations.
+fn gelu(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
+    let cdf = match n.attr_s("approximate").as_deref() {
+        None | Some("none") => LutFn::NormCdf,
+        Some("tanh") => LutFn::TanhCdf,
+        Some(other) => return Err(n.unsupported(&format!("approximate = \"{other}\""))),
+    };
+    let x = n.input(0)?;
+    let id = cx.act(&x, n)?;
+    if cx.graph.values[id].dtype != crate::ir::DType::F32 {
+        return Err(n.err("expects a float input, got an integer tensor"));
+    }
+    let shape = cx.shape(&x);
+    let phi = cx.push_part(n, "cdf", FOp::Lut(cdf), vec![id], shape.clone());
+    Ok(cx.push(
+        n,
+        FOp::Binary(super::binary::BinKind::Mul),
+        vec![id, phi],
+        shape,
+        crate::ir::DType::F32,
+    ))
 }
 
 /// The integer op: `table[clamp(shift_signed(x, in_shift), lo, lo + len - 1) - lo]`.
@@ -49,6 +83,12 @@ pub enum LutFn {
     /// `1/sqrt(x)` on `x > 0`, used by LayerNormalization. Its domain comes from calibration
     /// (see [`build_table_on`]); at zero it takes the value half a step up.
     Rsqrt,
+    /// The error function.
+    Erf,
+    /// `Φ(x) = (1 + erf(x/√2))/2`, the standard normal distribution function (exact `Gelu`).
+    NormCdf,
+    /// `(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2` (`Gelu` with `approximate = "tanh"`).
+    TanhCdf,
 }
 
 impl LutFn {
@@ -58,6 +98,12 @@ impl LutFn {
             LutFn::Tanh => x.tanh(),
             LutFn::Exp => x.exp(),
             LutFn::Rsqrt => 1.0 / x.sqrt(),
+            LutFn::Erf => libm::erf(x),
+            LutFn::NormCdf => 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)),
+            LutFn::TanhCdf => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            }
         }
     }
 
@@ -69,18 +115,23 @@ impl LutFn {
             LutFn::Tanh => (-5.0, 5.0),
             LutFn::Exp => (-12.0, 0.0),
             LutFn::Rsqrt => (0.0, 4.0),
+            // erf(4) and Φ(6) are within 2e-8 and 1e-9 of 1.
+            LutFn::Erf => (-4.0, 4.0),
+            LutFn::NormCdf | LutFn::TanhCdf => (-6.0, 6.0),
         }
     }
 
     /// Input scale of the table: steeper functions get finer steps (tanh's slope is up to 1,
-    /// sigmoid's up to 1/4; softmax must keep close logits apart). Tables are 1,281 (sigmoid,
-    /// tanh) and 3,073 (exp) rows.
+    /// sigmoid's up to 1/4, erf's up to 1.13, Φ's up to 0.4; softmax must keep close logits
+    /// apart). Tables are 1,281 (sigmoid, tanh), 3,073 (exp), 1,025 (erf) and 769 (Φ) rows.
     pub fn table_scale(self) -> u32 {
         match self {
             LutFn::Sigmoid => 6,
             LutFn::Tanh => 7,
             LutFn::Exp => 8,
             LutFn::Rsqrt => 9,
+            LutFn::Erf => 7,
+            LutFn::NormCdf | LutFn::TanhCdf => 6,
         }
     }
 
@@ -90,6 +141,9 @@ impl LutFn {
             LutFn::Tanh => "tanh",
             LutFn::Exp => "exp",
             LutFn::Rsqrt => "rsqrt",
+            LutFn::Erf => "erf",
+            LutFn::NormCdf => "normal-cdf",
+            LutFn::TanhCdf => "tanh-cdf",
         }
     }
 }
@@ -179,7 +233,12 @@ impl FloatOp for LutFn {
                 let cap = (1i64 << (bits - 1)) - 1;
                 (ts, s, bits, build_table_on(*self, (0.0, m_in), ts, s, cap))
             }
-            LutFn::Sigmoid | LutFn::Tanh | LutFn::Exp => {
+            LutFn::Sigmoid
+            | LutFn::Tanh
+            | LutFn::Exp
+            | LutFn::Erf
+            | LutFn::NormCdf
+            | LutFn::TanhCdf => {
                 let ts = q
                     .cfg
                     .fixed_scale
@@ -269,6 +328,9 @@ impl IntOp for Lut {
             LutFn::Tanh => 1,
             LutFn::Exp => 2,
             LutFn::Rsqrt => 3,
+            LutFn::Erf => 4,
+            LutFn::NormCdf => 5,
+            LutFn::TanhCdf => 6,
         });
         w.i(self.in_shift as i64);
         w.i(self.lo);
@@ -283,6 +345,9 @@ impl Decode for Lut {
             1 => LutFn::Tanh,
             2 => LutFn::Exp,
             3 => LutFn::Rsqrt,
+            4 => LutFn::Erf,
+            5 => LutFn::NormCdf,
+            6 => LutFn::TanhCdf,
             _ => return Err(AivmError::Decode("unknown table function".into())),
         };
         Ok(Lut {

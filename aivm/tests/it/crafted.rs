@@ -224,6 +224,19 @@ fn data_shorter_than_dims_and_unknown_opsets_are_refused() {
         .output("y")
         .bytes();
     assert!(matches!(refusal(m), Refusal::Opset { opset: 99, .. }));
+    let m = Builder::new(29)
+        .input("x", &[1])
+        .node(node("Relu", "r", &["x"], &["y"], vec![]))
+        .output("y")
+        .bytes();
+    assert!(matches!(
+        refusal(m),
+        Refusal::Opset {
+            opset: 29,
+            max: 28,
+            ..
+        }
+    ));
 }
 
 #[test]

@@ -230,6 +230,44 @@ fn old_opset_semantics() {
 }
 
 #[test]
+fn newest_opsets_keep_the_semantics_of_the_ops_they_retyped() {
+    // Opsets 23 to 28 (ONNX 1.18 to 1.23) gave Reshape, Shape, Squeeze, Unsqueeze, Transpose,
+    // Flatten, Identity, Constant and Cast new versions that only add element types; Cast 24
+    // adds `round_mode`, which applies only to float8e8m0 targets.
+    for opset in [23, 24, 25, 28] {
+        let m = Builder::new(opset)
+            .input("x", &[1, 2, 6])
+            .init(tensor_i64("shape", &[3], &[1, 3, 4]))
+            .init(tensor_i64("ax0", &[1], &[0]))
+            .init(tensor_i64("ax1", &[1], &[1]))
+            .init(w("w", &[3, 5], 9))
+            .node(node("Identity", "id", &["x"], &["a"], vec![]))
+            .node(node("Reshape", "rs", &["a", "shape"], &["b"], vec![]))
+            .node(node(
+                "Transpose",
+                "tr",
+                &["b"],
+                &["c"],
+                vec![attr("perm", A::Is(&[0, 2, 1]))],
+            ))
+            .node(node("Squeeze", "sq", &["c", "ax0"], &["d"], vec![]))
+            .node(node("Unsqueeze", "us", &["d", "ax1"], &["e"], vec![]))
+            .node(node(
+                "Cast",
+                "cast",
+                &["e"],
+                &["f"],
+                vec![attr("to", A::I(1)), attr("round_mode", A::S("up"))],
+            ))
+            .node(node("Flatten", "fl", &["f"], &["g"], vec![]))
+            .node(node("MatMul", "mm", &["g", "w"], &["y"], vec![]))
+            .output("y")
+            .bytes();
+        check(&format!("opset {opset}"), m, &[&[1, 2, 6]]);
+    }
+}
+
+#[test]
 fn arithmetic_with_constants_on_either_side() {
     let m = Builder::new(13)
         .input("x", &[1, 6])
@@ -264,6 +302,72 @@ fn neg_of_inputs_and_of_an_intermediate() {
         .output("y")
         .bytes();
     check("neg", m, &[&[1, 6]]);
+}
+
+#[test]
+fn erf_and_gelu_as_pytorch_exports_them_and_as_the_opset_20_op() {
+    // y = Erf(x W): the function alone, over inputs beyond its table's domain too.
+    let m = Builder::new(13)
+        .input("x", &[1, 6])
+        .init(w("w", &[6, 8], 3))
+        .node(node("MatMul", "mm", &["x", "w"], &["h"], vec![]))
+        .node(node("Erf", "erf", &["h"], &["y"], vec![]))
+        .output("y")
+        .bytes();
+    check("erf", m, &[&[1, 6]]);
+    // torch.nn.GELU() at opset <= 19: x * 0.5 * (1 + erf(x / sqrt(2))).
+    let m = Builder::new(17)
+        .input("x", &[1, 6])
+        .init(w("w", &[6, 8], 4))
+        .init(tensor_f32("sqrt2", &[], &[std::f32::consts::SQRT_2]))
+        .init(tensor_f32("one", &[], &[1.0]))
+        .init(tensor_f32("half", &[], &[0.5]))
+        .node(node("MatMul", "mm", &["x", "w"], &["h"], vec![]))
+        .node(node("Div", "div", &["h", "sqrt2"], &["a"], vec![]))
+        .node(node("Erf", "erf", &["a"], &["b"], vec![]))
+        .node(node("Add", "add", &["b", "one"], &["c"], vec![]))
+        .node(node("Mul", "mul", &["h", "c"], &["d"], vec![]))
+        .node(node("Mul", "mul2", &["d", "half"], &["y"], vec![]))
+        .output("y")
+        .bytes();
+    check("gelu via erf", m, &[&[1, 6]]);
+    // The Gelu op of opset 20, exact and with the tanh approximation.
+    for approx in [None, Some("none"), Some("tanh")] {
+        let attrs = approx.map(|a| vec![attr("approximate", A::S(a))]);
+        let m = Builder::new(20)
+            .input("x", &[1, 6])
+            .init(w("w", &[6, 8], 5))
+            .node(node("MatMul", "mm", &["x", "w"], &["h"], vec![]))
+            .node(node(
+                "Gelu",
+                "gelu",
+                &["h"],
+                &["y"],
+                attrs.unwrap_or_default(),
+            ))
+            .output("y")
+            .bytes();
+        check(&format!("gelu {approx:?}"), m, &[&[1, 6]]);
+    }
+}
+
+#[test]
+fn gelu_with_an_unknown_approximation_is_refused_by_name() {
+    let m = Builder::new(20)
+        .input("x", &[1, 6])
+        .node(node(
+            "Gelu",
+            "gelu",
+            &["x"],
+            &["y"],
+            vec![attr("approximate", A::S("sigmoid"))],
+        ))
+        .output("y")
+        .bytes();
+    let Err(e) = Model::from_bytes(m, &ImportOptions::default(), &GuardLimits::default()) else {
+        panic!("an unknown approximation must be refused");
+    };
+    assert!(e.to_string().contains("approximate = \"sigmoid\""), "{e}");
 }
 
 #[test]

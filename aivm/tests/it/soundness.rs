@@ -97,6 +97,22 @@ fn neg_over_wide_values_proves() {
 }
 
 #[test]
+fn gelu_over_wide_values_proves() {
+    // x · Φ(x): a table lookup on a clamped, rescaled copy of x, then a product with x itself,
+    // proven over inputs far outside the table's domain (±6).
+    let m = Builder::new(20)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(node("Gelu", "g", &["x"], &["y"], vec![]))
+        .bytes();
+    let proof = prove_and_verify("gelu", m, row(&X), Visibility::Public);
+    let y = &proof.outputs[0];
+    // Gelu(-6) is 0 to 1e-8, Gelu(9) is 9, Gelu(8) is 8.
+    assert!(y[1].abs() * 1000 < y[7], "{y:?}");
+    assert!(y[7] > y[9] && y[9] > y[0], "{y:?}");
+}
+
+#[test]
 fn reduce_max_over_wide_values_proves() {
     let m = Builder::new(13)
         .input("x", &[1, 10])

@@ -20,10 +20,10 @@ fn inspect_shows_interface_ops_and_support() {
 #[test]
 fn inspect_explains_an_unsupported_model() {
     let p = Project::new();
-    p.write("erf.onnx", erf_model());
-    let (code, out, _) = p.run(&["inspect", "erf.onnx"]);
+    p.write("sin.onnx", sin_model());
+    let (code, out, _) = p.run(&["inspect", "sin.onnx"]);
     assert_eq!(code, 0, "inspect reports, it does not fail");
-    snap!("inspect_erf_unsupported", out);
+    snap!("inspect_sin_unsupported", out);
 }
 
 #[test]
@@ -86,12 +86,12 @@ fn errors_for_bad_models_are_clear() {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect::<Vec<u8>>(),
     );
-    p.write("erf.onnx", erf_model());
+    p.write("sin.onnx", sin_model());
     p.write("input.json", br#"{"input_data": [[0.5, -0.25, 1.0, 0.0]]}"#);
     let (code, _, err) = p.run(&["run", "random.onnx", "--input", "input.json"]);
     assert_eq!(code, 1);
     snap!("error_random_bytes", err);
-    let (code, _, err) = p.run(&["run", "erf.onnx", "--input", "input.json"]);
+    let (code, _, err) = p.run(&["run", "sin.onnx", "--input", "input.json"]);
     assert_eq!(code, 1);
     snap!("error_unsupported_op", err);
     let (code, _, err) = p.run(&["run", "missing.onnx", "--input", "input.json"]);
@@ -121,8 +121,8 @@ fn help_has_examples() {
     }
 }
 
-/// A one-node model with an op outside the AIVM's set: `y = Erf(x)` (GELU's building block).
-fn erf_model() -> Vec<u8> {
+/// A one-node model with an op outside the AIVM's set: `y = Sin(x)`.
+fn sin_model() -> Vec<u8> {
     use onnx_protobuf::{
         GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
         ValueInfoProto, tensor_shape_proto, type_proto,
@@ -146,12 +146,12 @@ fn erf_model() -> Vec<u8> {
         vi
     };
     let mut n = NodeProto::new();
-    n.op_type = "Erf".into();
-    n.name = "/act/Erf".into();
+    n.op_type = "Sin".into();
+    n.name = "/act/Sin".into();
     n.input = vec!["x".into()];
     n.output = vec!["y".into()];
     let mut g = GraphProto::new();
-    g.name = "erf".into();
+    g.name = "sin".into();
     g.node.push(n);
     g.input.push(value("x", &[1, 4]));
     g.output.push(value("y", &[1, 4]));
