@@ -280,12 +280,19 @@ impl Cx {
         }
     }
 
-    /// Adds a node whose input must be a float activation.
-    pub fn float_op(&mut self, n: &NodeIn, x: Val, op: FOp, out: Vec<usize>) -> Result<Val> {
-        let id = self.act(&x, n)?;
+    /// The float activation a value is, or an error when it folded to a constant or is an
+    /// integer tensor.
+    pub fn float_act(&self, v: &Val, n: &NodeIn) -> Result<usize> {
+        let id = self.act(v, n)?;
         if self.graph.values[id].dtype != DType::F32 {
             return Err(n.err("expects a float input, got an integer tensor"));
         }
+        Ok(id)
+    }
+
+    /// Adds a node whose input must be a float activation.
+    pub fn float_op(&mut self, n: &NodeIn, x: Val, op: FOp, out: Vec<usize>) -> Result<Val> {
+        let id = self.float_act(&x, n)?;
         Ok(self.push(n, op, vec![id], out, DType::F32))
     }
 

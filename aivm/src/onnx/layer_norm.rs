@@ -36,10 +36,7 @@ pub fn lower(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     let scale = constant(Some(n.const_input(1, "scale")?), "scale")?;
     let bias = constant(n.opt_const(2, "bias")?, "bias")?;
     let eps = n.attr_f("epsilon", 1e-5);
-    let xid = cx.act(&x, n)?;
-    if cx.graph.values[xid].dtype != DType::F32 {
-        return Err(n.err("expects a float input, got an integer tensor"));
-    }
+    let xid = cx.float_act(&x, n)?;
     let reduced = reduced_shape(&s, &axes, true);
     let mean_op = || {
         FOp::Reduce(FReduce {

@@ -49,10 +49,7 @@ fn gelu(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
         Some(other) => return Err(n.unsupported(&format!("approximate = \"{other}\""))),
     };
     let x = n.input(0)?;
-    let id = cx.act(&x, n)?;
-    if cx.graph.values[id].dtype != crate::ir::DType::F32 {
-        return Err(n.err("expects a float input, got an integer tensor"));
-    }
+    let id = cx.float_act(&x, n)?;
     let shape = cx.shape(&x);
     let phi = cx.push_part(n, "cdf", FOp::Lut(cdf), vec![id], shape.clone());
     Ok(cx.push(
