@@ -10,9 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// The repository's root.
+/// The repository's root: the parent of the running test's package folder. Cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test; read at run time, so that a build reused from a
+/// checkout elsewhere (CI shares its target folder) reads this checkout's files.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("test-utils lives in the repository")
         .to_path_buf()
