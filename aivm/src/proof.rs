@@ -28,8 +28,9 @@ use crate::wire::{R, W};
 /// The proof system, as named in proof envelopes.
 pub const SCHEME: &str = "halo2-ipa-pasta-blake2b";
 /// Version of the proof envelope and of the circuit it verifies against (2: the nonce as two
-/// field elements, inputs packed for hashing at their own bit widths).
-pub const PROOF_VERSION: u32 = 2;
+/// field elements, inputs packed for hashing at their own bit widths; 3: the product-chain gate
+/// of MatMul of two activations, which every verifying key now commits to).
+pub const PROOF_VERSION: u32 = 3;
 
 /// On-disk cache of IPA parameters, one file per `k`.
 #[derive(Clone, Debug)]

@@ -16,6 +16,8 @@
 //!   `rng_cont` continues a value wider than 32 bits into the next row; `rng2` checks two values
 //!   of up to 16 bits (the remainder `v` and the output `y + c2`) in one row.
 //! - `mul`: `acc = lane0·lane1`.
+//! - `pdot`: `acc[next] = acc + Σ w_i·lane_2i·lane_2i+1` (weights fixed, 0 on unused pairs), the
+//!   product chain of MatMul of two activations; it starts with `bias` like `dot`.
 //! - `cmp`: a sign bit `b = lane1` of `x - c` (`x = lane0`, `c = c0`): `b` is boolean and
 //!   `v = b·(x - c) + (1 - b)·(c - x - 1)` is range-checked, so `b = 1` iff `x >= c` (zero has
 //!   one sign). `max_c`/`min_c`/`leaky` then select `y`.
@@ -63,6 +65,7 @@ pub struct Config {
     pub q_rng_cont: Selector,
     pub q_rng2: Selector,
     pub q_mul: Selector,
+    pub q_pdot: Selector,
     pub q_cmp: Selector,
     pub q_max_c: Selector,
     pub q_min_c: Selector,
@@ -131,6 +134,7 @@ impl Config {
             q_rng_cont: meta.selector(),
             q_rng2: meta.selector(),
             q_mul: meta.selector(),
+            q_pdot: meta.selector(),
             q_cmp: meta.selector(),
             q_max_c: meta.selector(),
             q_min_c: meta.selector(),
@@ -224,6 +228,13 @@ impl Config {
         g("mul", cfg.q_mul, &|q| {
             let p = q.a(cfg.lane[0]) * q.a(cfg.lane[1]);
             vec![("product", q.a(cfg.acc) - p)]
+        });
+        g("pdot", cfg.q_pdot, &|q| {
+            let acc = q.a(cfg.acc);
+            let sum = (0..LANES / 2)
+                .map(|i| q.f(cfg.w[i]) * q.a(cfg.lane[2 * i]) * q.a(cfg.lane[2 * i + 1]))
+                .fold(acc, |a, t| a + t);
+            vec![("acc_next", q.next(cfg.acc) - sum)]
         });
     }
 

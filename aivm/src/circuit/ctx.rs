@@ -355,38 +355,89 @@ impl<'r, 'a> Ctx<'r, 'a> {
 
     // ---- dot products and rescaling -----------------------------------------------------
 
-    /// `bias + Σ w·x` over `terms`, LANES terms per row. Returns the row holding the final
-    /// accumulator (free for a gadget that consumes it) and the accumulator cell.
-    pub fn dot(&mut self, bias: i128, terms: &[(i128, &Cell)]) -> Result<(usize, Cell), Error> {
-        let scope = self.enter("dot", self.row);
+    /// A chain of accumulator rows under `gate`, started at `bias` by the bias gate: each
+    /// chunk of `per_row` terms fills one row (`fill` places it and returns what it adds), and
+    /// the final accumulator lands in the row after the last. Returns that row (free for a
+    /// gadget that consumes the accumulator) and the accumulator cell.
+    fn chain<T>(
+        &mut self,
+        gate: Selector,
+        bias: i128,
+        terms: &[T],
+        per_row: usize,
+        mut fill: impl FnMut(&mut Self, usize, &[T]) -> Result<Option<i128>, Error>,
+    ) -> Result<(usize, Cell), Error> {
         let cfg = self.cfg;
         let first = self.row;
-        let no_terms: [(i128, &Cell); 0] = [];
         // At least one chain row, so that the bias (c0 of the first row) never shares a row with
         // the consumer of the final accumulator.
-        let chunks: Vec<&[(i128, &Cell)]> = if terms.is_empty() {
-            vec![&no_terms[..]]
+        let chunks: Vec<&[T]> = if terms.is_empty() {
+            vec![terms]
         } else {
-            terms.chunks(LANES).collect()
+            terms.chunks(per_row).collect()
         };
         let mut acc = Some(bias);
         for chunk in chunks {
             let row = self.next_row();
             acc = self.advice(cfg.acc, row, acc)?.v;
-            self.enable(cfg.q_dot, row)?;
-            for (i, (w, x)) in chunk.iter().enumerate() {
-                let lane = self.copy(CopyFamily::DotLane, x, cfg.lane[i], row)?;
-                self.fixed(cfg.w[i], row, fp(*w))?;
-                acc = acc.zip(lane.v).map(|(a, xv)| a + w * xv);
-            }
-            self.zero_lanes(row, chunk.len())?;
+            self.enable(gate, row)?;
+            let add = fill(self, row, chunk)?;
+            acc = acc.zip(add).map(|(a, d)| a + d);
         }
         let last = self.next_row();
         let cell = self.advice(cfg.acc, last, acc)?;
         self.enable(cfg.q_bias, first)?;
         self.fixed(cfg.c[0], first, fp(bias))?;
-        self.leave(scope);
         Ok((last, cell))
+    }
+
+    /// `bias + Σ w·x` over `terms`, LANES terms per row. Returns the row holding the final
+    /// accumulator (free for a gadget that consumes it) and the accumulator cell.
+    pub fn dot(&mut self, bias: i128, terms: &[(i128, &Cell)]) -> Result<(usize, Cell), Error> {
+        let scope = self.enter("dot", self.row);
+        let cfg = self.cfg;
+        let out = self.chain(cfg.q_dot, bias, terms, LANES, |ctx, row, chunk| {
+            let mut sum = Some(0);
+            for (i, (w, x)) in chunk.iter().enumerate() {
+                let lane = ctx.copy(CopyFamily::DotLane, x, cfg.lane[i], row)?;
+                ctx.fixed(cfg.w[i], row, fp(*w))?;
+                sum = sum.zip(lane.v).map(|(s, xv)| s + w * xv);
+            }
+            ctx.zero_lanes(row, chunk.len())?;
+            Ok(sum)
+        });
+        self.leave(scope);
+        out
+    }
+
+    /// `Σ a·b` over `pairs`, `LANES / 2` products per row (the `pdot` gate, weight 1 on every
+    /// used pair, 0 on the rest), the chain starting at 0. Returns the row holding the final
+    /// accumulator and its cell, as [`Ctx::dot`].
+    pub fn pdot(&mut self, pairs: &[(&Cell, &Cell)]) -> Result<(usize, Cell), Error> {
+        let scope = self.enter("pdot", self.row);
+        let cfg = self.cfg;
+        let out = self.chain(cfg.q_pdot, 0, pairs, LANES / 2, |ctx, row, chunk| {
+            let mut sum = Some(0);
+            for i in 0..LANES / 2 {
+                let (a, b, w) = match chunk.get(i) {
+                    Some((a, b)) => (
+                        ctx.copy(CopyFamily::MulOperand, a, cfg.lane[2 * i], row)?,
+                        ctx.copy(CopyFamily::MulOperand, b, cfg.lane[2 * i + 1], row)?,
+                        1,
+                    ),
+                    None => (
+                        ctx.advice(cfg.lane[2 * i], row, Some(0))?,
+                        ctx.advice(cfg.lane[2 * i + 1], row, Some(0))?,
+                        0,
+                    ),
+                };
+                ctx.fixed(cfg.w[i], row, fp(w))?;
+                sum = sum.zip(a.v).zip(b.v).map(|((s, x), y)| s + w * x * y);
+            }
+            Ok(sum)
+        });
+        self.leave(scope);
+        out
     }
 
     /// On `row`, whose `acc` holds `acc`: `y = floor((acc + half) / d)` with remainder `v`
@@ -575,29 +626,36 @@ impl<'r, 'a> Ctx<'r, 'a> {
         Ok(y)
     }
 
-    /// Index of the first maximum of a group; `bits` bounds `max - x_i + 1`.
-    pub fn argmax_of(&mut self, xs: &[&Cell], bits: u32) -> Result<Cell, Error> {
+    /// Index of the first maximum of a group, or with `last` of the last one; `bits` bounds
+    /// `max - x_i + 1`. The chain takes the first maximum in its row order, so for the last
+    /// one it walks the group backwards; each row's fixed index is the member's own.
+    pub fn argmax_of(&mut self, xs: &[&Cell], last: bool, bits: u32) -> Result<Cell, Error> {
         let scope = self.enter("argmax", self.row);
         let cfg = self.cfg;
-        let vals: Option<Vec<i128>> = xs.iter().map(|c| c.v).collect();
+        let order: Vec<(usize, &Cell)> = if last {
+            xs.iter().copied().enumerate().rev().collect()
+        } else {
+            xs.iter().copied().enumerate().collect()
+        };
+        let vals: Option<Vec<i128>> = order.iter().map(|(_, c)| c.v).collect();
         let m = vals.as_ref().and_then(|v| v.iter().copied().max());
-        let idx = vals
+        let pos = vals
             .as_ref()
             .and_then(|v| v.iter().position(|&x| Some(x) == m));
         let first = self.row;
         let mut later = Deferred::default();
         let (mut pre, mut sum, mut ix, mut y) = (Some(0i128), Some(0i128), Some(0i128), m);
-        for (i, x) in xs.iter().enumerate() {
+        for (r, (i, x)) in order.iter().enumerate() {
             let row = self.next_row();
             let x = self.copy(CopyFamily::ArgmaxOperand, x, cfg.lane[0], row)?;
             let o = self
-                .advice(cfg.lane[1], row, idx.map(|j| (i == j) as i128))?
+                .advice(cfg.lane[1], row, pos.map(|j| (r == j) as i128))?
                 .v;
             pre = self.advice(cfg.lane[2], row, pre)?.v;
             sum = self.advice(cfg.lane[3], row, sum)?.v;
             ix = self.advice(cfg.lane[4], row, ix)?.v;
             y = self.advice(cfg.y, row, y)?.v;
-            self.fixed(cfg.c[0], row, Fp::from(i as u64))?;
+            self.fixed(cfg.c[0], row, Fp::from(*i as u64))?;
             let e = y
                 .zip(x.v)
                 .zip(pre)
@@ -608,7 +666,7 @@ impl<'r, 'a> Ctx<'r, 'a> {
             self.enable(cfg.q_argmax, row)?;
             pre = pre.zip(o).map(|(p, o)| p + o);
             sum = sum.zip(o).zip(x.v).map(|((s, o), xv)| s + o * xv);
-            ix = ix.zip(o).map(|(t, o)| t + o * i as i128);
+            ix = ix.zip(o).map(|(t, o)| t + o * *i as i128);
         }
         let end = self.next_row();
         self.advice(cfg.lane[2], end, pre)?;

@@ -1,5 +1,7 @@
 //! ArgMax: the index of the first maximum of each group (ties go to the lowest index, as ONNX's
-//! default), proven with the one-hot argmax gadget.
+//! default), or of the last (`select_last_index = 1`), proven with the one-hot argmax gadget:
+//! for the last maximum it walks the group backwards, so that the first maximum it meets is the
+//! last one.
 
 use halo2_proofs::plonk::Error as PlonkError;
 
@@ -19,18 +21,32 @@ const KIND: &str = "argmax";
 
 pub const ONNX: &[(&str, Lowering)] = &[("ArgMax", lower)];
 
-/// ArgMax over groups, float and integer alike.
+/// ArgMax over groups, float and integer alike: ties go to the first maximum, or with `LAST`
+/// to the last. Two ops (two program tags), one implementation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArgMax {
+pub struct ArgMaxOf<const LAST: bool> {
     pub groups: GroupSpec,
+}
+
+/// ONNX's default ArgMax: the first maximum.
+pub type ArgMax = ArgMaxOf<false>;
+/// ArgMax with `select_last_index = 1`: the last maximum.
+pub type ArgMaxLast = ArgMaxOf<true>;
+
+impl<const LAST: bool> ArgMaxOf<LAST> {
+    fn op(&self) -> Op {
+        let groups = self.groups.clone();
+        if LAST {
+            Op::ArgMaxLast(ArgMaxLast { groups })
+        } else {
+            Op::ArgMax(ArgMax { groups })
+        }
+    }
 }
 
 fn lower(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     let x = n.input(0)?;
     let s = cx.shape(&x);
-    if n.attr_i("select_last_index", 0) != 0 {
-        return Err(n.unsupported("select_last_index = 1"));
-    }
     let a = norm_axis(n.attr_i("axis", 0), s.len()).ok_or_else(|| n.err("axis out of range"))?;
     let out = reduced_shape(&s, &[a], n.attr_i("keepdims", 1) != 0);
     let id = cx.act(&x, n)?;
@@ -38,17 +54,23 @@ fn lower(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
         shape: s,
         axes: vec![a],
     };
-    Ok(cx.push(n, FOp::ArgMax(ArgMax { groups }), vec![id], out, DType::I64))
+    let op = if n.attr_i("select_last_index", 0) != 0 {
+        FOp::ArgMaxLast(ArgMaxLast { groups })
+    } else {
+        FOp::ArgMax(ArgMax { groups })
+    };
+    Ok(cx.push(n, op, vec![id], out, DType::I64))
 }
 
-/// Index of the first maximum of each group.
-pub fn argmax<T: PartialOrd + Copy>(groups: &[Group], x: &[T]) -> Vec<i64> {
+/// Index of the first (or, with `last`, the last) maximum of each group.
+pub fn argmax<T: PartialOrd + Copy>(groups: &[Group], x: &[T], last: bool) -> Vec<i64> {
     groups
         .iter()
         .map(|g| {
             let mut best = 0;
             for (j, &i) in g.members.iter().enumerate() {
-                if x[i] > x[g.members[best]] {
+                let b = x[g.members[best]];
+                if x[i] > b || (last && x[i] == b) {
                     best = j;
                 }
             }
@@ -57,13 +79,13 @@ pub fn argmax<T: PartialOrd + Copy>(groups: &[Group], x: &[T]) -> Vec<i64> {
         .collect()
 }
 
-impl FloatOp for ArgMax {
+impl<const LAST: bool> FloatOp for ArgMaxOf<LAST> {
     fn kind(&self) -> &'static str {
         KIND
     }
 
     fn eval(&self, a: &FloatArgs) -> Vec<f64> {
-        argmax(&self.groups.groups(), a.ins[0])
+        argmax(&self.groups.groups(), a.ins[0], LAST)
             .into_iter()
             .map(|i| i as f64)
             .collect()
@@ -76,7 +98,7 @@ impl FloatOp for ArgMax {
     fn quantize(&self, _q: &mut Quantizer, _n: &Node, _ins: &mut Vec<usize>) -> Result<Quantized> {
         let len = self.groups.groups().first().map_or(1, |g| g.members.len());
         Ok(Quantized {
-            op: Op::ArgMax(self.clone()),
+            op: self.op(),
             scale: 0,
             bits: bits_for(len as f64, 0),
             dtype: DType::I64,
@@ -84,7 +106,7 @@ impl FloatOp for ArgMax {
     }
 }
 
-impl IntOp for ArgMax {
+impl<const LAST: bool> IntOp for ArgMaxOf<LAST> {
     fn kind(&self) -> &'static str {
         KIND
     }
@@ -94,7 +116,7 @@ impl IntOp for ArgMax {
     }
 
     fn eval(&self, a: &IntArgs) -> Result<Vec<i64>> {
-        Ok(argmax(&self.groups.groups(), a.ins[0]))
+        Ok(argmax(&self.groups.groups(), a.ins[0], LAST))
     }
 
     fn check(&self, ins: &[&TensorMeta], out: &TensorMeta) -> std::result::Result<(), Invalid> {
@@ -139,7 +161,7 @@ impl IntOp for ArgMax {
             .iter()
             .map(|g| {
                 let xs: Vec<&Cell> = g.members.iter().map(|&i| &x[i]).collect();
-                ctx.argmax_of(&xs, in_bits)
+                ctx.argmax_of(&xs, LAST, in_bits)
             })
             .collect()
     }
@@ -149,9 +171,9 @@ impl IntOp for ArgMax {
     }
 }
 
-impl Decode for ArgMax {
+impl<const LAST: bool> Decode for ArgMaxOf<LAST> {
     fn decode(r: &mut R) -> Result<Self> {
-        Ok(ArgMax {
+        Ok(ArgMaxOf {
             groups: GroupSpec::decode(r)?,
         })
     }
@@ -162,12 +184,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn argmax_breaks_ties_low() {
+    fn argmax_breaks_ties_low_or_high() {
         let g = GroupSpec::Axes {
             shape: vec![4],
             axes: vec![0],
         }
         .groups();
-        assert_eq!(argmax(&g, &[1, 5, 5, 2]), vec![1]);
+        assert_eq!(argmax(&g, &[1, 5, 5, 2], false), vec![1]);
+        assert_eq!(argmax(&g, &[1, 5, 5, 2], true), vec![2]);
     }
 }

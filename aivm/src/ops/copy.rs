@@ -446,9 +446,10 @@ fn transpose(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     cx.copy(n, x, spec, out)
 }
 
-/// `Concat` of activations (or of constants, folded).
+/// `Concat` of activations (or of constants, folded). A constant part beside activations (a
+/// class token, fixed padding) becomes an activation first, see [`constant_like`].
 fn concat(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
-    let vals: Vec<Val> = (0..n.ins.len())
+    let mut vals: Vec<Val> = (0..n.ins.len())
         .map(|k| n.input(k))
         .collect::<Result<_>>()?;
     let shapes: Vec<Vec<usize>> = vals.iter().map(|v| cx.shape(v)).collect();
@@ -478,8 +479,15 @@ fn concat(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     if consts.len() == vals.len() {
         return Ok(Val::Const(concat_consts(&spec, &consts, out)));
     }
-    if !consts.is_empty() {
-        return Err(n.unsupported("concatenating a constant with an activation"));
+    let first_act = vals
+        .iter()
+        .find(|v| matches!(v, Val::Act(_)))
+        .cloned()
+        .ok_or_else(|| n.err("no activation input"))?;
+    for v in vals.iter_mut() {
+        if let Val::Const(c) = v {
+            *v = constant_like(cx, n, &first_act, c, axis)?;
+        }
     }
     let ids: Vec<usize> = vals
         .iter()
@@ -493,6 +501,27 @@ fn concat(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
         return Err(n.err("inputs have mixed dtypes"));
     }
     Ok(cx.push(n, FOp::Copy(spec), ids, out, dt))
+}
+
+/// The float constant `c` as an activation, for a Concat along `axis` with the activation `x`:
+/// `0·v + c`, where `v` is `x` narrowed along `axis` to `c`'s shape (its first slice repeated).
+/// The affine map skips zero weights, so every output cell is the bias gate's constant: the
+/// circuit pins it, whatever `x` holds.
+fn constant_like(cx: &mut Cx, n: &NodeIn, x: &Val, c: &Const, axis: usize) -> Result<Val> {
+    if !matches!(c.data, CData::F(_)) {
+        return Err(n.unsupported("concatenating an integer constant with an activation"));
+    }
+    let spec = CopySpec::Select {
+        in_shape: cx.shape(x),
+        axis,
+        indices: vec![0; c.shape[axis]],
+    };
+    let v = cx.copy(n, x.clone(), spec, c.shape.clone())?;
+    let fill = FOp::Affine(super::affine::FAffine {
+        mul: Some(crate::tensor::Tensor::new(vec![], vec![0.0])),
+        add: Some(c.tensor_f32()),
+    });
+    cx.float_op(n, v, fill, c.shape.clone())
 }
 
 fn concat_consts(spec: &CopySpec, cs: &[&Const], out: Vec<usize>) -> Const {

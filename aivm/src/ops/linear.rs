@@ -14,6 +14,7 @@ use crate::error::{AivmError, Result};
 use crate::ir::{FOp, Node};
 use crate::onnx::attrs::{Window, nchw, pads_and_out, per_channel, spatial2};
 use crate::onnx::{Cx, Lowering, NodeIn, Val};
+use crate::ops::copy::CopySpec;
 use crate::program::{Invalid, TensorMeta};
 use crate::quantize::{Quantized, Quantizer, quant_vec};
 use crate::tensor::{broadcast_shape, numel};
@@ -534,20 +535,27 @@ fn conv(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     cx.float_op(n, x, op, out)
 }
 
-/// `Gemm` with a constant B (transA = 0); a C that is not per output column becomes an Affine.
+/// `Gemm` with a constant B (A transposed by a copy when transA = 1); a C that is not per output column becomes an Affine.
 fn gemm(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     let a = n.input(0)?;
     let b = n.const_input(1, "B operand")?;
     let c = n.opt_const(2, "C operand")?;
     let alpha = n.attr_f("alpha", 1.0);
     let beta = n.attr_f("beta", 1.0);
-    if n.attr_i("transA", 0) != 0 {
-        return Err(n.unsupported("transA = 1"));
-    }
     let s = cx.shape(&a);
     if s.len() != 2 || b.shape.len() != 2 {
         return Err(n.err("A and B must be matrices"));
     }
+    // transA: the activation is transposed by a copy first (C and the weights are unaffected).
+    let (a, s) = if n.attr_i("transA", 0) != 0 {
+        let spec = CopySpec::Transpose {
+            in_shape: s.clone(),
+            perm: vec![1, 0],
+        };
+        (cx.copy(n, a, spec, vec![s[1], s[0]])?, vec![s[1], s[0]])
+    } else {
+        (a, s)
+    };
     let (m, k) = (s[0], s[1]);
     let trans_b = n.attr_i("transB", 0) != 0;
     let (bk, nn) = if trans_b {
@@ -602,7 +610,7 @@ fn gemm(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     cx.float_op(n, y, add, vec![m, nn])
 }
 
-/// `MatMul` with one constant operand (of rank 2).
+/// `MatMul` with one constant operand (of rank 2); of two activations, a [`super::matmul`] op.
 fn matmul(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     let a = n.input(0)?;
     let b = n.input(1)?;
@@ -653,7 +661,7 @@ fn matmul(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
                 out,
             )
         }
-        (Val::Act(_), Val::Act(_)) => return Err(n.unsupported("MatMul of two activations")),
+        (Val::Act(_), Val::Act(_)) => return super::matmul::lower(cx, n, &a, &b),
         (Val::Const(_), Val::Const(_)) => return Err(n.unsupported("MatMul of two constants")),
     };
     let op = FOp::Linear(FLinear {

@@ -51,6 +51,7 @@ pub mod group;
 pub mod leaky_relu;
 pub mod linear;
 pub mod lut;
+pub mod matmul;
 pub mod neg;
 pub mod reduce;
 pub mod relu;
@@ -208,6 +209,8 @@ registry! {
     11 Rescale(rescale::Rescale),
     12 Gather(gather::Gather, gather::FGather),
     13 Neg(neg::Neg, neg::Neg),
+    14 MatMul(matmul::MatMul, matmul::FMatMul),
+    15 ArgMaxLast(argmax::ArgMaxLast, argmax::ArgMaxLast),
 }
 
 /// The ONNX ops of every family, in registry order; [`crate::onnx`] adds the structural ops

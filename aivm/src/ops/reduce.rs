@@ -303,9 +303,7 @@ fn pool(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
     let strides = spatial2(&n.attr_ints("strides").unwrap_or(vec![1; k.len()]), s.len())
         .ok_or_else(|| n.err("strides have the wrong length"))?;
     let ceil = n.attr_i("ceil_mode", 0) != 0;
-    if ceil && n.op == "AveragePool" {
-        return Err(n.unsupported("ceil_mode = 1 for AveragePool"));
-    }
+    let count_include_pad = n.attr_i("count_include_pad", 0) != 0;
     let window = Window {
         hw: [h, w],
         k: k2,
@@ -314,6 +312,22 @@ fn pool(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
         ceil,
     };
     let (pads, oh, ow) = pads_and_out(n, s.len(), &window).map_err(|e| n.err(e))?;
+    // With ceil_mode, the last window may pass the padded input; a mean that counts the padding
+    // then divides by the part of the window inside the padded input, which differs from the
+    // whole window the program's divisor counts. Without such a window, ceil and floor agree.
+    if ceil && count_include_pad && n.op == "AveragePool" {
+        let floor = Window {
+            ceil: false,
+            ..window
+        };
+        let (_, fh, fw) = pads_and_out(n, s.len(), &floor).map_err(|e| n.err(e))?;
+        if (fh, fw) != (oh, ow) {
+            return Err(n.unsupported(
+                "AveragePool with ceil_mode = 1 and count_include_pad = 1 whose last window \
+                 passes the padded input",
+            ));
+        }
+    }
     let groups = GroupSpec::Pool2d(Pool2d {
         n: nb,
         c,
@@ -325,7 +339,7 @@ fn pool(cx: &mut Cx, n: &NodeIn) -> Result<Val> {
         pad: [pads[0], pads[1]],
         oh,
         ow,
-        count_include_pad: n.attr_i("count_include_pad", 0) != 0,
+        count_include_pad,
     });
     if groups.groups().iter().any(|g| g.members.is_empty()) {
         return Err(n.err("a pooling window lies entirely in the padding"));

@@ -126,6 +126,50 @@ fn pooling_variants() {
         .output("c")
         .bytes();
     check("pools", m, &[&[1, 2, 7, 7]]);
+    // AveragePool with ceil_mode: the last windows pass the input and average what they hold;
+    // with count_include_pad where ceil and floor give the same windows.
+    let ap = |name: &str, attrs: Vec<onnx_protobuf::AttributeProto>| {
+        Builder::new(13)
+            .input("x", &[1, 2, 7, 7])
+            .node(node("AveragePool", name, &["x"], &["y"], attrs))
+            .output("y")
+            .bytes()
+    };
+    let k2s2 = || {
+        vec![
+            attr("kernel_shape", A::Is(&[2, 2])),
+            attr("strides", A::Is(&[2, 2])),
+            attr("ceil_mode", A::I(1)),
+        ]
+    };
+    check("average ceil", ap("ap", k2s2()), &[&[1, 2, 7, 7]]);
+    let exact = vec![
+        attr("kernel_shape", A::Is(&[3, 3])),
+        attr("strides", A::Is(&[2, 2])),
+        attr("pads", A::Is(&[1, 1, 1, 1])),
+        attr("ceil_mode", A::I(1)),
+        attr("count_include_pad", A::I(1)),
+    ];
+    check(
+        "average ceil with padding",
+        ap("ap", exact),
+        &[&[1, 2, 7, 7]],
+    );
+    // Where the last window passes the padded input, the refusal names the case.
+    let mut partial = k2s2();
+    partial.push(attr("count_include_pad", A::I(1)));
+    let Err(e) = Model::from_bytes(
+        ap("partial", partial),
+        &ImportOptions::default(),
+        &GuardLimits::default(),
+    ) else {
+        panic!("a partial window counting padding must be refused");
+    };
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("partial") && text.contains("ceil_mode = 1 and count_include_pad = 1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -161,6 +205,21 @@ fn gemm_variants_and_constant_left_matmul() {
         .output("y")
         .bytes();
     check("gemm full C", m, &[&[2, 3]]);
+    // transA with transB: y = xᵀ·bᵀ + c, x of shape [k, m] = [3, 2].
+    let m = Builder::new(13)
+        .input("x", &[3, 2])
+        .init(w("b", &[4, 3], 9))
+        .init(w("c", &[4], 10))
+        .node(node(
+            "Gemm",
+            "g",
+            &["x", "b", "c"],
+            &["y"],
+            vec![attr("transA", A::I(1)), attr("transB", A::I(1))],
+        ))
+        .output("y")
+        .bytes();
+    check("gemm transA", m, &[&[3, 2]]);
 }
 
 #[test]
@@ -435,4 +494,158 @@ fn layer_normalization_over_one_and_two_axes() {
         .output("y")
         .bytes();
     check("layernorm two axes", m, &[&[1, 4, 3, 5]]);
+}
+
+#[test]
+fn matmul_of_two_activations_batched_broadcast_and_1d() {
+    let mm = |sa: &[i64], sb: &[i64]| {
+        Builder::new(13)
+            .input("a", sa)
+            .input("b", sb)
+            .node(node("MatMul", "mm", &["a", "b"], &["y"], vec![]))
+            .output("y")
+            .bytes()
+    };
+    // Batch dimensions broadcast against each other, and a lower rank is padded with ones.
+    check(
+        "batches",
+        mm(&[2, 1, 3, 4], &[1, 3, 4, 2]),
+        &[&[2, 1, 3, 4], &[1, 3, 4, 2]],
+    );
+    check(
+        "ranks 3 and 2",
+        mm(&[2, 3, 4], &[4, 5]),
+        &[&[2, 3, 4], &[4, 5]],
+    );
+    // 1-D operands: a row vector on the left, a column vector on the right, dropped after.
+    check("1-D left", mm(&[4], &[2, 4, 3]), &[&[4], &[2, 4, 3]]);
+    check("1-D right", mm(&[2, 3, 4], &[4]), &[&[2, 3, 4], &[4]]);
+    // Shapes that do not multiply are refused with both shapes.
+    for (sa, sb) in [(&[2, 3, 4][..], &[2, 5, 2][..]), (&[2, 3, 4], &[3, 4, 2])] {
+        let e = Model::from_bytes(
+            mm(sa, sb),
+            &ImportOptions::default(),
+            &GuardLimits::default(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{sa:?} x {sb:?} must be refused"));
+        let text = format!("{e:#}");
+        assert!(text.contains("mm"), "{text}");
+    }
+}
+
+/// One self-attention block as `torch.onnx.export` writes it: projections, heads split by
+/// Reshape and Transpose, `Q·Kᵀ / sqrt(d)`, Softmax, `P·V`, heads merged, output projection.
+pub fn attention_block(tokens: i64, dim: i64, heads: i64, seed: u64) -> Vec<u8> {
+    let dh = dim / heads;
+    let mut b = Builder::new(17).input("x", &[1, tokens, dim]);
+    for (i, name) in ["wq", "wk", "wv", "wo"].into_iter().enumerate() {
+        b = b.init(w(name, &[dim, dim], seed + i as u64));
+    }
+    b.init(tensor_i64("split", &[4], &[1, tokens, heads, dh]))
+        .init(tensor_i64("merge", &[3], &[1, tokens, dim]))
+        .init(tensor_f32("scale", &[], &[(dh as f32).sqrt()]))
+        .node(node("MatMul", "q", &["x", "wq"], &["q0"], vec![]))
+        .node(node("MatMul", "k", &["x", "wk"], &["k0"], vec![]))
+        .node(node("MatMul", "v", &["x", "wv"], &["v0"], vec![]))
+        .node(node(
+            "Reshape",
+            "q_split",
+            &["q0", "split"],
+            &["q1"],
+            vec![],
+        ))
+        .node(node(
+            "Reshape",
+            "k_split",
+            &["k0", "split"],
+            &["k1"],
+            vec![],
+        ))
+        .node(node(
+            "Reshape",
+            "v_split",
+            &["v0", "split"],
+            &["v1"],
+            vec![],
+        ))
+        .node(node(
+            "Transpose",
+            "q_heads",
+            &["q1"],
+            &["q"],
+            vec![attr("perm", A::Is(&[0, 2, 1, 3]))],
+        ))
+        .node(node(
+            "Transpose",
+            "k_heads_t",
+            &["k1"],
+            &["kt"],
+            vec![attr("perm", A::Is(&[0, 2, 3, 1]))],
+        ))
+        .node(node(
+            "Transpose",
+            "v_heads",
+            &["v1"],
+            &["v"],
+            vec![attr("perm", A::Is(&[0, 2, 1, 3]))],
+        ))
+        .node(node("MatMul", "scores", &["q", "kt"], &["s0"], vec![]))
+        .node(node("Div", "scaled", &["s0", "scale"], &["s"], vec![]))
+        .node(node(
+            "Softmax",
+            "attn",
+            &["s"],
+            &["p"],
+            vec![attr("axis", A::I(-1))],
+        ))
+        .node(node("MatMul", "mix", &["p", "v"], &["o0"], vec![]))
+        .node(node(
+            "Transpose",
+            "o_tokens",
+            &["o0"],
+            &["o1"],
+            vec![attr("perm", A::Is(&[0, 2, 1, 3]))],
+        ))
+        .node(node(
+            "Reshape",
+            "o_merge",
+            &["o1", "merge"],
+            &["o2"],
+            vec![],
+        ))
+        .node(node("MatMul", "proj", &["o2", "wo"], &["y"], vec![]))
+        .output("y")
+        .bytes()
+}
+
+#[test]
+fn self_attention_as_pytorch_exports_it() {
+    check("attention", attention_block(4, 8, 2, 11), &[&[1, 4, 8]]);
+}
+
+#[test]
+fn concat_of_a_constant_with_an_activation() {
+    // A class token before the patch embeddings (ViT), and a constant column after them.
+    let m = Builder::new(13)
+        .input("x", &[1, 3, 4])
+        .init(w("cls", &[1, 1, 4], 12))
+        .init(w("col", &[1, 4, 2], 13))
+        .node(node(
+            "Concat",
+            "with_cls",
+            &["cls", "x"],
+            &["a"],
+            vec![attr("axis", A::I(1))],
+        ))
+        .node(node(
+            "Concat",
+            "with_col",
+            &["a", "col"],
+            &["y"],
+            vec![attr("axis", A::I(-1))],
+        ))
+        .output("y")
+        .bytes();
+    check("concat constant", m, &[&[1, 3, 4]]);
 }

@@ -72,6 +72,31 @@ fn argmax_over_wide_values_proves() {
 }
 
 #[test]
+fn argmax_ties_go_first_or_last_as_asked() {
+    // Three maxima (indices 0, 3 and 7): the default takes the first, select_last_index the last.
+    let ties = [9.0, -6.0, 7.5, 9.0, 0.0, 3.0, -2.0, 9.0, 4.0, 8.0];
+    for (last, want) in [(0, 0), (1, 7)] {
+        let m = Builder::new(13)
+            .input("x", &[1, 10])
+            .output("y")
+            .node(node(
+                "ArgMax",
+                "am",
+                &["x"],
+                &["y"],
+                vec![attr("axis", A::I(1)), attr("select_last_index", A::I(last))],
+            ))
+            .bytes();
+        let proof = prove_and_verify("argmax ties", m, row(&ties), Visibility::Public);
+        assert_eq!(
+            proof.outputs,
+            vec![vec![want]],
+            "select_last_index = {last}"
+        );
+    }
+}
+
+#[test]
 fn neg_over_wide_values_proves() {
     let m = Builder::new(13)
         .input("x", &[1, 10])
@@ -110,6 +135,54 @@ fn gelu_over_wide_values_proves() {
     // Gelu(-6) is 0 to 1e-8, Gelu(9) is 9, Gelu(8) is 8.
     assert!(y[1].abs() * 1000 < y[7], "{y:?}");
     assert!(y[7] > y[9] && y[9] > y[0], "{y:?}");
+}
+
+#[test]
+fn matmul_of_two_activations_over_wide_values_proves() {
+    // x·xᵀ (one chain of ten products over three rows of the product gate) and xᵀ·x (a
+    // hundred one-product chains), the products of wide activations up to 81.
+    let t = node("Transpose", "t", &["x"], &["xt"], vec![]);
+    let inner = Builder::new(13)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(t.clone())
+        .node(node("MatMul", "mm", &["x", "xt"], &["y"], vec![]))
+        .bytes();
+    let proof = prove_and_verify("x·xᵀ", inner, row(&X), Visibility::Public);
+    let squares: f64 = X.iter().map(|v| v * v).sum();
+    assert_eq!(proof.outputs[0].len(), 1);
+    assert!(proof.outputs[0][0] > 0, "{:?}", proof.outputs);
+    let outer = Builder::new(13)
+        .input("x", &[1, 10])
+        .output("y")
+        .node(t)
+        .node(node("MatMul", "mm", &["xt", "x"], &["y"], vec![]))
+        .bytes();
+    let proof = prove_and_verify("xᵀ·x", outer, row(&X), Visibility::Public);
+    let y = &proof.outputs[0];
+    assert_eq!(y.len(), 100);
+    // The diagonal holds the squares, whose sum is the inner product above, at the same scale.
+    let diag: i64 = (0..10).map(|i| y[i * 11]).sum();
+    let ratio = diag as f64 / squares;
+    assert!(
+        ratio > 0.0 && (y[77] as f64 / 81.0 - ratio).abs() < 0.01 * ratio,
+        "{y:?}"
+    );
+}
+
+#[test]
+fn self_attention_block_proves() {
+    // Two heads over four tokens: both activation products of attention and its softmax, on
+    // inputs up to 9 in magnitude.
+    let m = crate::op_variants::attention_block(4, 8, 2, 11);
+    let x: Vec<f64> = (0..32).map(|i| X[i % 10] - (i / 10) as f64).collect();
+    let proof = prove_and_verify(
+        "attention",
+        m,
+        Tensor::new(vec![1, 4, 8], x),
+        Visibility::Public,
+    );
+    assert_eq!(proof.outputs[0].len(), 32);
 }
 
 #[test]

@@ -88,6 +88,19 @@ fn argmax() -> Case {
     Case::public(p.output(y).build(), vec![vec![3, 7, 5]])
 }
 
+/// ArgMax of `[7, 3, 7]` taking the last maximum (`select_last_index = 1`): 2.
+fn argmax_last() -> Case {
+    let mut p = P::default();
+    let i = p.input(&[3], 8);
+    let y = p.node(
+        Op::ArgMaxLast(crate::ops::argmax::ArgMaxLast { groups: group3() }),
+        &[i],
+        &[1],
+        3,
+    );
+    Case::public(p.output(y).build(), vec![vec![7, 3, 7]])
+}
+
 /// Softmax of `[3, 1, 2]` with a five-entry exp table on `[-4, 0]`.
 fn softmax() -> Case {
     let mut p = P::default();
@@ -139,6 +152,25 @@ fn binary_mul() -> Case {
     });
     let y = p.node(op, &[a, b], &[1, 1], 16);
     Case::public(p.output(y).build(), vec![vec![5], vec![-3]])
+}
+
+/// `[5, -3]·[2, 7]ᵀ = -11`, by the product chain of MatMul of two activations.
+fn matmul_act() -> Case {
+    let mut p = P::default();
+    let a = p.input(&[1, 2], 8);
+    let b = p.input(&[2, 1], 8);
+    let op = Op::MatMul(crate::ops::matmul::MatMul {
+        geom: crate::ops::matmul::MatGeom {
+            a_batch: vec![],
+            b_batch: vec![],
+            m: 1,
+            k: 2,
+            n: 1,
+        },
+        shift: 0,
+    });
+    let y = p.node(op, &[a, b], &[1, 1], 16);
+    Case::public(p.output(y).build(), vec![vec![5, -3], vec![2, 7]])
 }
 
 /// An input of `bits` bits passed through to the output (no check but its range check).
@@ -278,6 +310,18 @@ fn cases() -> Vec<Case3> {
                 .set(c.cfg.acc, r, -14)
                 .check(Gate("mul", "product"))
         }),
+        (
+            Gate("pdot", "acc_next"),
+            "MatMul [5,-3]·[2,7] = -11: final accumulator -10",
+            || {
+                let c = matmul_act();
+                let r = c.row("pdot", 0);
+                assert_eq!(c.get(c.cfg.acc, r + 1), -11);
+                c.forge()
+                    .set(c.cfg.acc, r + 1, -10)
+                    .check(Gate("pdot", "acc_next"))
+            },
+        ),
         (
             Copy(C::MulOperand),
             "5·(-3): the first factor copied as 6",
@@ -529,6 +573,20 @@ fn cases() -> Vec<Case3> {
                     .set(l[1], r + 2, 1)
                     .set(c.cfg.y, r, 5)
                     .set(c.cfg.v, r + 1, 0)
+                    .check(Gate("argmax", "order"))
+            },
+        ),
+        (
+            Gate("argmax", "order"),
+            "last argmax [7,3,7] = 2 (walked backwards): the first 7 claimed, the last 7's slack 0",
+            || {
+                let c = argmax_last();
+                let (r, l) = (c.row("argmax", 0), c.cfg.lane);
+                assert_eq!(c.get(l[4], r + 3), 2);
+                c.forge()
+                    .set(l[1], r, 0)
+                    .set(l[1], r + 2, 1)
+                    .set(c.cfg.v, r, 0)
                     .check(Gate("argmax", "order"))
             },
         ),
@@ -872,7 +930,7 @@ fn every_constraint_is_necessary() {
          | constraint | forgery | forges |\n|---|---|---|\n{}\n\n{UPSTREAM}\n",
         rows.join("\n")
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/soundness.md");
+    let path = crate::circuit::tests::manifest_dir().join("../docs/soundness.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     if old != table {
         assert!(

@@ -25,11 +25,17 @@ use crate::ir::DType;
 use crate::program::{IoSpec, Op, PNode, TensorMeta};
 use crate::{GuardLimits, ImportOptions, Model, QuantConfig};
 
+/// The aivm package folder, read at run time (cargo sets it when it runs tests) so that a test
+/// binary reused from another checkout reads this checkout's files.
+pub(crate) fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf())
+}
+
 /// A fixture's program, compiled with its own input as calibration, and that input.
 pub(crate) fn fixture(path: &str) -> (Arc<Program>, Vec<Vec<i64>>) {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(path);
+    let base = manifest_dir().join("../fixtures").join(path);
     let m = ["model.onnx", "network.onnx"]
         .iter()
         .map(|f| base.join(f))
@@ -101,7 +107,7 @@ impl P {
     }
 
     pub fn node(&mut self, op: Op, inputs: &[usize], shape: &[usize], bits: u32) -> usize {
-        let dtype = if matches!(op, Op::ArgMax(crate::ops::argmax::ArgMax { .. })) {
+        let dtype = if matches!(op, Op::ArgMax(_) | Op::ArgMaxLast(_)) {
             DType::I64
         } else {
             DType::F32

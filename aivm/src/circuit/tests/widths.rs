@@ -72,7 +72,7 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
     let mut p = P::default();
     let family = rng.pick(&[
         "linear", "affine", "add", "mul", "relu", "leaky", "clip", "lut", "softmax", "sum", "mean",
-        "max", "argmax", "pool", "copy", "rescale", "gather", "neg",
+        "max", "argmax", "pool", "copy", "rescale", "gather", "neg", "matmul",
     ]);
     let axes = |n: usize| GroupSpec::Axes {
         shape: vec![2, n],
@@ -155,6 +155,33 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             ins.push(rng.values(b1, 4));
             ins.push(rng.values(b2, 4));
             let y = p.node(op, &[a, c], &[1, 4], 48);
+            p.output(y);
+        }
+        "matmul" => {
+            // Batched, B broadcast over A's batch: [2, m, k] x [1, k, n].
+            let (m, k, n) = (
+                rng.int(1, 2) as usize,
+                rng.int(1, 9) as usize,
+                rng.int(1, 2) as usize,
+            );
+            let b1 = rng.bits(48);
+            let b2 = rng.bits(62 - b1 - bitlen(k as u128));
+            let worst = (k as u128) << (b1 + b2 - 2);
+            let op = Op::MatMul(crate::ops::matmul::MatMul {
+                geom: crate::ops::matmul::MatGeom {
+                    a_batch: vec![2],
+                    b_batch: vec![1],
+                    m,
+                    k,
+                    n,
+                },
+                shift: shift_for(rng, worst),
+            });
+            let a = p.input(&[2, m, k], b1);
+            let c = p.input(&[1, k, n], b2);
+            ins.push(rng.values(b1, 2 * m * k));
+            ins.push(rng.values(b2, k * n));
+            let y = p.node(op, &[a, c], &[2, m, n], 48);
             p.output(y);
         }
         "relu" => {
