@@ -54,4 +54,9 @@ symbolic(os.path.join(FIX, "fraud_tabular/model.onnx"), os.path.join(TPL, "fraud
          [("features", 0, "batch"), ("probs", 0, "batch")])
 copy("fraud", [("fraud_tabular/input.json", "tests/legit.json"), ("fraud_tabular/expected.json", "tests/legit.expected.json"),
                ("fraud_tabular/input_1.json", "tests/fraud.json"), ("fraud_tabular/input_2.json", "tests/legit-2.json")])
+# The transformer keeps its fixed shapes: its Reshapes into heads name the batch size, as
+# torch.onnx.export writes them for a fixed input.
+copy("transformer", [("digits_vit/model.onnx", "model.onnx"), ("digits_vit/input.json", "tests/seven.json"),
+                     ("digits_vit/expected.json", "tests/seven.expected.json"),
+                     ("digits_vit/input_2.json", "tests/three.json")])
 print("templates updated")

@@ -1,5 +1,5 @@
-//! The trained digits models keep their float test-set accuracy within 0.5 percentage points
-//! when the integer executor runs the whole held-out split.
+//! The trained digits models (MLP, CNN, vision transformer) keep their float test-set accuracy
+//! within 0.5 percentage points when the integer executor runs the whole held-out split.
 
 use lightchain_aivm::accuracy::argmax_rows;
 use lightchain_aivm::{Inputs, QuantConfig, Tensor};
@@ -74,4 +74,11 @@ fn digits_mlp_keeps_its_test_accuracy() {
 #[test]
 fn digits_cnn_keeps_its_test_accuracy() {
     check("digits_cnn", vec![1, 1, 8, 8]);
+}
+
+#[test]
+fn digits_vit_keeps_its_test_accuracy() {
+    // The vision transformer: both activation products of attention, softmax, LayerNorm and
+    // GELU, over the whole held-out split.
+    check("digits_vit", vec![1, 8, 8]);
 }

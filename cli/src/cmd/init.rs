@@ -24,6 +24,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "sentiment",
         "text classifier over token ids (embedding, mean, MLP)",
     ),
+    (
+        "transformer",
+        "vision transformer on 8x8 digits (8 tokens, 2 heads, 2 layers, attention + GELU MLP)",
+    ),
 ];
 
 /// Create a project from a template: manifest, model, inputs, test vectors and a CI workflow.
@@ -32,12 +36,12 @@ pub const TEMPLATES: &[(&str, &str)] = &[
   lightchain init demo --template digits && cd demo && lightchain package && lightchain test
   lightchain init fraud-check --template fraud
 
-Templates: digits, fraud, sentiment.")]
+Templates: digits, fraud, sentiment, transformer.")]
 pub struct InitArgs {
     /// The folder to create (it must not exist, or be empty).
     pub dir: PathBuf,
     /// The template.
-    #[arg(long, short = 't', default_value = "digits", value_parser = ["digits", "fraud", "sentiment"])]
+    #[arg(long, short = 't', default_value = "digits", value_parser = ["digits", "fraud", "sentiment", "transformer"])]
     pub template: String,
 }
 

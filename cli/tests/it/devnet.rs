@@ -142,6 +142,76 @@ fn devnet_deploy_task_and_offline_verification() {
 }
 
 /// Starts `lightchain devnet` with `args` in `p`; it is serving when this returns.
+/// The transformer template end to end: packaged (its test vectors proven), deployed, and run
+/// as a proven task on a 4-validator devnet, whose receipt's proof verifies offline.
+#[test]
+fn transformer_template_runs_as_a_proven_task() {
+    let p = Project::new();
+    let run = |args: &[&str]| {
+        let out = p.cmd(args).envs([params()]).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["init", "vit", "--template", "transformer"]).0, 0);
+    let (code, out, err) = run(&["package", "vit", "-o", "vit.lcpkg", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let pkg: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pkg["test_vectors"], 2, "{pkg}");
+
+    let node = start_devnet(&p, &[]);
+    let url = node.url();
+    let key = node.config["accounts"][1]["private_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = run(&[
+        "deploy",
+        "vit.lcpkg",
+        "--rpc",
+        &url,
+        "--key",
+        &key,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let model = d["model_id"].as_str().unwrap().to_string();
+    let (code, out, err) = run(&[
+        "task",
+        "submit",
+        &model,
+        "-i",
+        "vit/tests/three.json",
+        "--rpc",
+        &url,
+        "--key",
+        &key,
+        "--wait",
+        "--proof-out",
+        "three.bin",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}{out}");
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["task"]["status"], "completed", "{t}");
+    let outs: Vec<f64> = t["task"]["receipt"]["outputs_float"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let best = (0..outs.len())
+        .max_by(|&a, &b| outs[a].total_cmp(&outs[b]))
+        .unwrap();
+    assert_eq!(best, 3, "{outs:?}");
+    let (code, out, err) = run(&["verify", "vit.lcpkg", "--proof", "three.bin"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid proof"), "{out}");
+}
+
 fn start_devnet(p: &Project, args: &[&str]) -> DevnetProcess {
     DevnetProcess::spawn(
         &assert_cmd::cargo::cargo_bin("lightchain"),

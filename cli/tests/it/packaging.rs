@@ -132,6 +132,7 @@ fn manifest_errors_are_listed_with_lines() {
 
 #[test]
 fn every_template_packages() {
+    // The transformer packages in `devnet::transformer_template_runs_as_a_proven_task`.
     for t in ["digits", "fraud", "sentiment"] {
         let p = Project::new();
         let (code, _, err) = p.run(&["init", "x", "--template", t]);
