@@ -19,6 +19,8 @@ use lightchain_aivm::{QuantConfig, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::model::read_inputs;
+
+mod devnet;
 use crate::shell::{Human, Shell};
 
 /// Benchmark proving against EZKL and write BENCHMARKS.md.
@@ -26,6 +28,7 @@ use crate::shell::{Human, Shell};
 #[command(after_help = "Examples:
   lightchain bench                                   # every fixture and EZKL example
   lightchain bench fixtures/ezkl/1l_mlp fixtures/digits_cnn --no-write
+  lightchain bench --devnet 50 --devnet-model fixtures/digits_mlp   # latency and tasks/s
   lightchain bench --ezkl ../shared/peers/ezkl/prove.py --python ~/.cache/lightchain-peers/ezkl-venv/bin/python
 
 A model folder holds model.onnx or network.onnx, and input.json.")]
@@ -48,7 +51,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_write: bool,
     /// Instead of proving against EZKL: measure end-to-end task latency on an in-process
-    /// devnet of 4 validators over N tasks (submit to receipt with a verified proof).
+    /// devnet of 4 validators over N tasks (submit to receipt with a verified proof), one at
+    /// a time, then the proven tasks per second with N more submitted at once.
     #[arg(long, value_name = "N")]
     pub devnet: Option<usize>,
     /// The model folder the devnet benchmark deploys.
@@ -471,244 +475,7 @@ fn project_for(dir: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct DevnetReport {
-    machine: String,
-    command: String,
-    model: String,
-    k: u32,
-    validators: usize,
-    tasks: usize,
-    latency_ms: Vec<f64>,
-    median_ms: f64,
-    p10_ms: f64,
-    p90_ms: f64,
-    min_ms: f64,
-    max_ms: f64,
-    #[serde(skip)]
-    table: String,
-}
-
-impl Human for DevnetReport {
-    fn human(&self, out: &mut String) {
-        out.push_str(&self.table);
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-const CHAOS_BEGIN: &str = "<!-- bench:chaos:begin -->";
-const CHAOS_END: &str = "<!-- bench:chaos:end -->";
-
-#[derive(Serialize)]
-struct ChaosOut {
-    ok: bool,
-    report: lightchain_devnet::chaos::ChaosReport,
-}
-
-impl Human for ChaosOut {
-    fn human(&self, out: &mut String) {
-        let r = &self.report;
-        out.push_str(&format!(
-            "chaos: {} tasks ({} acknowledged), {} completed, {} failed; {} faults; forks {}, lost {}, duplicated {}, supply mismatches {}, stopped {}; max recovery {} ms; {:.0} s\n",
-            r.submitted,
-            r.acknowledged,
-            r.completed,
-            r.failed.values().sum::<usize>(),
-            r.faults.values().sum::<usize>(),
-            r.forks,
-            r.lost,
-            r.duplicated,
-            r.supply_mismatches,
-            r.stopped.len(),
-            r.max_recovery_ms(),
-            r.seconds
-        ));
-        out.push_str(if self.ok {
-            "every invariant held\n"
-        } else {
-            "INVARIANTS VIOLATED\n"
-        });
-    }
-}
-
-const DEVNET_BEGIN: &str = "<!-- bench:devnet:begin -->";
-const DEVNET_END: &str = "<!-- bench:devnet:end -->";
-
 impl BenchArgs {
-    fn run_devnet(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
-        anyhow::ensure!(n >= 1, "--devnet needs at least one task");
-        let (package, pkg, input) = self.devnet_package()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let validators = 4;
-        let latencies = rt.block_on(async {
-            let cfg = lightchain_devnet::DevnetConfig::default()
-                .with_port(0)
-                .without_rpc()
-                .with_validators(validators);
-            let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
-            let key = handle.dev_accounts()[0].key();
-            tokio::task::block_in_place(|| -> anyhow::Result<Vec<f64>> {
-                let (_, model) = api.deploy(&key, package)?;
-                let pb = shell.progress(n as u64 + 3, "tasks");
-                let mut lat = Vec::with_capacity(n);
-                // Three warm-up tasks (key derivation, caches), then the measured ones.
-                for i in 0..n + 3 {
-                    let start = Instant::now();
-                    let id = api.submit_task(&key, &model, input.clone(), false, 1)?;
-                    api.wait_receipt(&id, std::time::Duration::from_secs(120))?;
-                    if i >= 3 {
-                        lat.push(start.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    pb.inc(1);
-                }
-                pb.finish_and_clear();
-                drop(handle);
-                Ok(lat)
-            })
-        })?;
-        let mut sorted = latencies.clone();
-        sorted.sort_by(|a, b| a.total_cmp(b));
-        let median = crate::cmd::bench::percentile(&sorted, 0.5);
-        let command = this_command();
-        let name = self.devnet_model.display().to_string();
-        let table = format!(
-            "| model | k | validators | tasks | median ms | p10 ms | p90 ms | min ms | max ms |\n|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
-            pkg.info.k,
-            percentile(&sorted, 0.1),
-            percentile(&sorted, 0.9),
-            sorted[0],
-            sorted[sorted.len() - 1]
-        );
-        let report = DevnetReport {
-            machine: machine(),
-            command: command.clone(),
-            model: name,
-            k: pkg.info.k,
-            validators,
-            tasks: n,
-            median_ms: median,
-            p10_ms: percentile(&sorted, 0.1),
-            p90_ms: percentile(&sorted, 0.9),
-            min_ms: sorted[0],
-            max_ms: sorted[sorted.len() - 1],
-            latency_ms: latencies,
-            table,
-        };
-        if !self.no_write {
-            let section = format!(
-                "{DEVNET_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {validators} validators with instant mining; each task is submitted, included in a block, executed and proven by its executor, and its result included in a further block whose every validator verified the proof before voting. Latency is from submission to the receipt, one task at a time, after three warm-up tasks.\n\n{}{DEVNET_END}",
-                report.machine, report.table
-            );
-            write_section(
-                &self.out,
-                "Devnet: end-to-end task latency",
-                (DEVNET_BEGIN, DEVNET_END),
-                &section,
-            )?;
-        }
-        shell.emit(&report)
-    }
-
-    /// The devnet benchmarks' model packaged, with its input.
-    fn devnet_package(
-        &self,
-    ) -> anyhow::Result<(Vec<u8>, lightchain_packager::Package, serde_json::Value)> {
-        let tmp = tempfile::tempdir()?;
-        let project = tmp.path().join("project");
-        project_for(&self.devnet_model, &project)?;
-        let params = ParamsCache::from_env();
-        let (package, pkg) = lightchain_packager::build(&project, &params, false, &mut |_| {})?;
-        let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-            self.devnet_model.join("input.json"),
-        )?)?;
-        Ok((package, pkg, input))
-    }
-
-    /// The fault suite over `n` tasks, recorded in RELIABILITY.md.
-    fn run_chaos(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
-        use lightchain_devnet::chaos::{ChaosSpec, run_with_progress};
-        use lightchain_devnet::validator::Behavior;
-        let (package, _, input) = self.devnet_package()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let byzantine = (3, Behavior::EquivocatingProposer);
-        let report = rt.block_on(async {
-            let mut cfg = lightchain_devnet::DevnetConfig::default()
-                .with_port(0)
-                .without_rpc()
-                .with_task_timeout(Some(std::time::Duration::from_secs(3)));
-            cfg.timeouts.propose = std::time::Duration::from_millis(1500);
-            let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
-            let key = handle.dev_accounts()[9].key();
-            tokio::task::block_in_place(|| -> anyhow::Result<_> {
-                let (_, model) = api.deploy(&key, package)?;
-                let spec = ChaosSpec {
-                    tasks: n,
-                    accounts: 4,
-                    seed: self.seed,
-                    fault_every: std::time::Duration::from_secs(1),
-                    byzantine: Some(byzantine),
-                    model_id: model,
-                    inputs: vec![input],
-                    settle: std::time::Duration::from_secs(120),
-                };
-                let pb = shell.progress(n as u64, "tasks under faults");
-                let r = run_with_progress(&api, &spec, &|done| pb.set_position(done as u64));
-                pb.finish_and_clear();
-                drop(handle);
-                Ok(r)
-            })
-        })?;
-        let command = this_command();
-        let faults: Vec<String> = report
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
-        let mut rec = report.recovery_ms.clone();
-        rec.sort_unstable();
-        let section = format!(
-            "{CHAOS_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {} validators, validator {} {:?} throughout; {} accounts submit tasks of {} (one in flight each) while a nemesis injects a fault every second (kill or revive one validator, partition one off or heal, delay every message by 20-200 ms).\n\n| figure | value |\n|---|---|\n| tasks submitted / acknowledged | {} / {} |\n| completed / failed | {} / {} |\n| faults injected | {} ({}) |\n| forks (heights with two blocks) | {} |\n| lost (acknowledged, not in the chain) | {} |\n| duplicated (completed twice) | {} |\n| supply mismatches | {} |\n| validators stopped | {} |\n| recovery after a heal or revive, median / max | {} ms / {} ms |\n| heights at the end | {:?} |\n| wall time | {:.0} s |\n\nInvariants {}.\n{CHAOS_END}",
-            machine(),
-            report.validators,
-            byzantine.0,
-            byzantine.1,
-            4,
-            self.devnet_model.display(),
-            report.submitted,
-            report.acknowledged,
-            report.completed,
-            report.failed.values().sum::<usize>(),
-            report.faults.values().sum::<usize>(),
-            faults.join(", "),
-            report.forks,
-            report.lost,
-            report.duplicated,
-            report.supply_mismatches,
-            report.stopped.len(),
-            rec.get(rec.len() / 2).copied().unwrap_or(0),
-            report.max_recovery_ms(),
-            report.heights,
-            report.seconds,
-            if report.ok() { "held" } else { "VIOLATED" },
-        );
-        if !self.no_write {
-            let path = self.out.with_file_name("RELIABILITY.md");
-            write_section(&path, "Fault suite", (CHAOS_BEGIN, CHAOS_END), &section)?;
-        }
-        let ok = report.ok();
-        shell.emit(&ChaosOut { ok, report })?;
-        anyhow::ensure!(ok, "the fault suite found its invariants violated");
-        Ok(())
-    }
-
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
         if let Some(n) = self.devnet {
             return self.run_devnet(shell, n);

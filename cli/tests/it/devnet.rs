@@ -346,3 +346,41 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
         }
     }
 }
+
+/// The short version of `lightchain bench --devnet`: latency one task at a time, then tasks per
+/// second with as many submitted at once, every one proven and verified by the validators.
+#[test]
+fn bench_devnet_reports_latency_and_saturation_throughput() {
+    let p = Project::new();
+    let model = lightchain_test_utils::repo().join("fixtures/ezkl/1l_mlp");
+    let out = p
+        .cmd(&[
+            "bench",
+            "--devnet",
+            "3",
+            "--devnet-model",
+            model.to_str().unwrap(),
+            "--no-write",
+            "--json",
+        ])
+        .envs([params()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["tasks"], 3);
+    assert_eq!(r["latency_ms"].as_array().unwrap().len(), 3);
+    let (median, p99) = (
+        r["median_ms"].as_f64().unwrap(),
+        r["p99_ms"].as_f64().unwrap(),
+    );
+    assert!(median > 0.0 && p99 >= median, "{r}");
+    assert!(
+        r["tasks_per_second_at_saturation"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+}
