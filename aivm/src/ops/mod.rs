@@ -211,6 +211,7 @@ registry! {
     13 Neg(neg::Neg, neg::Neg),
     14 MatMul(matmul::MatMul, matmul::FMatMul),
     15 ArgMaxLast(argmax::ArgMaxLast, argmax::ArgMaxLast),
+    16 SoftmaxSplit(softmax::SoftmaxSplit),
 }
 
 /// The ONNX ops of every family, in registry order; [`crate::onnx`] adds the structural ops

@@ -176,6 +176,7 @@ fn wide_programs() -> Vec<(String, Arc<Program>, Vec<Vec<i64>>)> {
             lo: -4,
             table: (26..=30).map(|e| 1i64 << e).collect(),
             out_scale: 12,
+            split_bits: 0,
         }),
         &[i],
         &[8],

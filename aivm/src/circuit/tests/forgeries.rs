@@ -101,6 +101,25 @@ fn argmax_last() -> Case {
     Case::public(p.output(y).build(), vec![vec![7, 3, 7]])
 }
 
+/// Softmax of `[3, 1, 2]` with `exp` split in two tables: `u = -(x - max)` in `[0, 8]`, `b = 2`,
+/// `B = exp(-l)` on keys 0..4, `A = exp(-4h)` on keys 4..7.
+fn softmax_split() -> Case {
+    let mut p = P::default();
+    let i = p.input(&[3], 8);
+    let (split_bits, table) = crate::ops::softmax::split_exp_table(8, 0);
+    assert_eq!((split_bits, table.len()), (2, 7));
+    let op = Op::SoftmaxSplit(crate::ops::softmax::SoftmaxSplit {
+        groups: group3(),
+        in_shift: 0,
+        lo: -8,
+        table,
+        out_scale: 8,
+        split_bits,
+    });
+    let y = p.node(op, &[i], &[3], 12);
+    Case::public(p.output(y).build(), vec![vec![3, 1, 2]])
+}
+
 /// Softmax of `[3, 1, 2]` with a five-entry exp table on `[-4, 0]`.
 fn softmax() -> Case {
     let mut p = P::default();
@@ -111,6 +130,7 @@ fn softmax() -> Case {
         lo: -4,
         table: vec![1, 3, 8, 22, 64],
         out_scale: 8,
+        split_bits: 0,
     });
     let y = p.node(op, &[i], &[3], 12);
     Case::public(p.output(y).build(), vec![vec![3, 1, 2]])
@@ -759,6 +779,19 @@ fn cases() -> Vec<Case3> {
             Lookup(RANGE_LOOKUPS_NAMES[0]),
             "a 1-bit input 0 claimed as 2",
             || input_overflow(0),
+        ),
+        (
+            Lookup(RANGE_LOOKUPS_NAMES[0]),
+            "split softmax of [3,1,2]: exp(-1) as B[3]·A[1] = exp(-7), key 3 in B's part, l = 5",
+            || {
+                let c = softmax_split();
+                // The third element (u = 1): honest key 4 + 0, l = 1.
+                let r = c.row("split_exp", 2);
+                assert_eq!(c.get(c.cfg.v, r), 4);
+                c.forge()
+                    .set(c.cfg.v, r, 3)
+                    .check(Lookup(RANGE_LOOKUPS_NAMES[0]))
+            },
         ),
         (
             Lookup(RANGE_LOOKUPS_NAMES[1]),

@@ -242,13 +242,30 @@ fn draft(rng: &mut Rng) -> (&'static str, Program, Vec<Vec<i64>>) {
             } else {
                 in_shift
             };
-            let op = Op::Softmax(crate::ops::softmax::Softmax {
-                groups: axes(n),
-                in_shift,
-                lo: 1 - len as i64,
-                table,
-                out_scale: rng.int(0, 20) as u32,
-            });
+            let out_scale = rng.int(0, 20) as u32;
+            let op = if rng.int(0, 1) == 0 {
+                Op::Softmax(crate::ops::softmax::Softmax {
+                    groups: axes(n),
+                    in_shift,
+                    lo: 1 - len as i64,
+                    table,
+                    out_scale,
+                    split_bits: 0,
+                })
+            } else {
+                // exp split in two tables, over a domain of up to 4,000 steps at scale 0..8.
+                let n_u = rng.int(1, 4000);
+                let scale = rng.int(0, 8) as u32;
+                let (split_bits, table) = crate::ops::softmax::split_exp_table(n_u, scale);
+                Op::SoftmaxSplit(crate::ops::softmax::SoftmaxSplit {
+                    groups: axes(n),
+                    in_shift,
+                    lo: -n_u,
+                    table,
+                    out_scale,
+                    split_bits,
+                })
+            };
             let i = p.input(&[2, n], b);
             ins.push(rng.values(b, 2 * n));
             let y = p.node(op, &[i], &[2, n], 48);
