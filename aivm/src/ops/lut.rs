@@ -241,7 +241,14 @@ impl FloatOp for LutFn {
                     .fixed_scale
                     .map_or(self.table_scale(), |s| s.min(self.table_scale()));
                 let s = q.choose(1.0);
-                (ts, s, q.bits(1.0, s)?, build_table(*self, ts, s))
+                // The input is range-checked to its width, so the table needs only the part of
+                // the domain that width can reach: the same outputs, often far fewer rows.
+                let x = q.meta(n.inputs[0]);
+                let reach = (1u64 << (x.bits - 1)) as f64 / (1u64 << x.scale) as f64;
+                let (dlo, dhi) = self.domain();
+                let domain = (dlo.max(-reach), dhi.min(reach));
+                let table = build_table_on(*self, domain, ts, s, i64::MAX);
+                (ts, s, q.bits(1.0, s)?, table)
             }
         };
         let op = Op::Lut(Lut {
@@ -390,6 +397,23 @@ mod tests {
             eval_i(&[i64::MIN / 4, 0, i64::MAX / 4], 0, lo, &t),
             vec![t[0], 2048, *t.last().unwrap()]
         );
+    }
+
+    #[test]
+    fn a_table_cut_to_the_inputs_reach_gives_the_same_outputs() {
+        // 12-bit inputs at scale 10 reach |x| <= 2: a sigmoid table on [-2, 2] instead of
+        // [-10, 10] (257 rows, not 1,281), and the same output for every input of that width;
+        // also with |x| <= 8, and with the input scale below the table's (a left shift).
+        for (sx, bits) in [(10u32, 12u32), (8, 12), (4, 6)] {
+            let (flo, _, full) = build_table(LutFn::Sigmoid, 6, 12);
+            let reach = (1u64 << (bits - 1)) as f64 / (1u64 << sx) as f64;
+            let domain = (-reach.min(10.0), reach.min(10.0));
+            let (lo, _, cut) = build_table_on(LutFn::Sigmoid, domain, 6, 12, i64::MAX);
+            assert!(cut.len() < full.len());
+            let xs: Vec<i64> = (-(1i64 << (bits - 1))..(1i64 << (bits - 1))).collect();
+            let shift = sx as i32 - 6;
+            assert_eq!(eval_i(&xs, shift, lo, &cut), eval_i(&xs, shift, flo, &full));
+        }
     }
 
     #[test]
