@@ -10,15 +10,7 @@ use crate::{Project, params};
 #[test]
 fn devnet_deploy_task_and_offline_verification() {
     let p = Project::new();
-    let env = [params()];
-    let run = |args: &[&str]| {
-        let out = p.cmd(args).envs(env.clone()).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_in(&p, args);
     assert_eq!(run(&["init", "proj", "--template", "digits"]).0, 0);
     let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
     assert_eq!(code, 0, "{err}");
@@ -30,48 +22,15 @@ fn devnet_deploy_task_and_offline_verification() {
         .as_str()
         .unwrap()
         .to_string();
-
-    let (code, out, err) = run(&[
-        "deploy",
+    let (model, t) = deploy_and_submit(
+        &p,
         "digits.lcpkg",
-        "--rpc",
-        &url,
-        "--key",
-        &key,
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let model = d["model_id"].as_str().unwrap().to_string();
-
-    let (code, out, err) = run(&[
-        "task",
-        "submit",
-        &model,
-        "-i",
         "proj/tests/six.json",
-        "--rpc",
-        &url,
-        "--key",
-        &key,
-        "--wait",
-        "--proof-out",
         "six.bin",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}{out}");
-    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(t["task"]["status"], "completed");
-    let outs = t["task"]["receipt"]["outputs_float"][0].as_array().unwrap();
-    let best = (0..outs.len())
-        .max_by(|&a, &b| {
-            outs[a]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&outs[b].as_f64().unwrap())
-        })
-        .unwrap();
-    assert_eq!(best, 6);
+        &url,
+        &key,
+    );
+    assert_eq!(predicted(&t), 6);
 
     // The receipt's proof verifies offline with the package alone.
     let (code, out, err) = run(&["verify", "digits.lcpkg", "--proof", "six.bin"]);
@@ -147,14 +106,7 @@ fn devnet_deploy_task_and_offline_verification() {
 #[test]
 fn transformer_template_runs_as_a_proven_task() {
     let p = Project::new();
-    let run = |args: &[&str]| {
-        let out = p.cmd(args).envs([params()]).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_in(&p, args);
     assert_eq!(run(&["init", "vit", "--template", "transformer"]).0, 0);
     let (code, out, err) = run(&["package", "vit", "-o", "vit.lcpkg", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -162,54 +114,86 @@ fn transformer_template_runs_as_a_proven_task() {
     assert_eq!(pkg["test_vectors"], 2, "{pkg}");
 
     let node = start_devnet(&p, &[]);
-    let url = node.url();
     let key = node.config["accounts"][1]["private_key"]
         .as_str()
         .unwrap()
         .to_string();
-    let (code, out, err) = run(&[
-        "deploy",
+    let (_, t) = deploy_and_submit(
+        &p,
         "vit.lcpkg",
-        "--rpc",
-        &url,
-        "--key",
+        "vit/tests/three.json",
+        "three.bin",
+        &node.url(),
         &key,
-        "--json",
-    ]);
+    );
+    assert_eq!(predicted(&t), 3, "{t}");
+    let (code, out, err) = run(&["verify", "vit.lcpkg", "--proof", "three.bin"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid proof"), "{out}");
+}
+
+/// Runs the CLI in the project with the shared proving parameters: (exit code, stdout, stderr).
+fn run_in(p: &Project, args: &[&str]) -> (i32, String, String) {
+    let out = p.cmd(args).envs([params()]).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Deploys a package, submits one task on `input` and waits for it, writing its proof to
+/// `proof_out`; returns the model id and the completed task.
+fn deploy_and_submit(
+    p: &Project,
+    package: &str,
+    input: &str,
+    proof_out: &str,
+    url: &str,
+    key: &str,
+) -> (String, serde_json::Value) {
+    let (code, out, err) = run_in(
+        p,
+        &["deploy", package, "--rpc", url, "--key", key, "--json"],
+    );
     assert_eq!(code, 0, "{err}");
     let d: serde_json::Value = serde_json::from_str(&out).unwrap();
     let model = d["model_id"].as_str().unwrap().to_string();
-    let (code, out, err) = run(&[
-        "task",
-        "submit",
-        &model,
-        "-i",
-        "vit/tests/three.json",
-        "--rpc",
-        &url,
-        "--key",
-        &key,
-        "--wait",
-        "--proof-out",
-        "three.bin",
-        "--json",
-    ]);
+    let (code, out, err) = run_in(
+        p,
+        &[
+            "task",
+            "submit",
+            &model,
+            "-i",
+            input,
+            "--rpc",
+            url,
+            "--key",
+            key,
+            "--wait",
+            "--proof-out",
+            proof_out,
+            "--json",
+        ],
+    );
     assert_eq!(code, 0, "{err}{out}");
     let t: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["task"]["status"], "completed", "{t}");
+    (model, t)
+}
+
+/// The index of the largest value of a task receipt's first float output.
+fn predicted(t: &serde_json::Value) -> usize {
     let outs: Vec<f64> = t["task"]["receipt"]["outputs_float"][0]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect();
-    let best = (0..outs.len())
+    (0..outs.len())
         .max_by(|&a, &b| outs[a].total_cmp(&outs[b]))
-        .unwrap();
-    assert_eq!(best, 3, "{outs:?}");
-    let (code, out, err) = run(&["verify", "vit.lcpkg", "--proof", "three.bin"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("valid proof"), "{out}");
+        .unwrap()
 }
 
 fn start_devnet(p: &Project, args: &[&str]) -> DevnetProcess {
