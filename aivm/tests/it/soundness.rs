@@ -55,27 +55,11 @@ fn row(values: &[f64]) -> Tensor<f64> {
 }
 
 #[test]
-fn argmax_over_wide_values_proves() {
-    let m = Builder::new(13)
-        .input("x", &[1, 10])
-        .output("y")
-        .node(node(
-            "ArgMax",
-            "am",
-            &["x"],
-            &["y"],
-            vec![attr("axis", A::I(1))],
-        ))
-        .bytes();
-    let proof = prove_and_verify("argmax", m, row(&X), Visibility::Public);
-    assert_eq!(proof.outputs, vec![vec![7]]);
-}
-
-#[test]
-fn argmax_ties_go_first_or_last_as_asked() {
-    // Three maxima (indices 0, 3 and 7): the default takes the first, select_last_index the last.
+fn argmax_over_wide_values_and_ties_proves() {
+    // The maximum 9 at index 7; then three maxima (indices 0, 3 and 7), where the default takes
+    // the first and select_last_index the last.
     let ties = [9.0, -6.0, 7.5, 9.0, 0.0, 3.0, -2.0, 9.0, 4.0, 8.0];
-    for (last, want) in [(0, 0), (1, 7)] {
+    for (x, last, want) in [(&X, 0, 7), (&ties, 0, 0), (&ties, 1, 7)] {
         let m = Builder::new(13)
             .input("x", &[1, 10])
             .output("y")
@@ -87,11 +71,11 @@ fn argmax_ties_go_first_or_last_as_asked() {
                 vec![attr("axis", A::I(1)), attr("select_last_index", A::I(last))],
             ))
             .bytes();
-        let proof = prove_and_verify("argmax ties", m, row(&ties), Visibility::Public);
+        let proof = prove_and_verify("argmax", m, row(x), Visibility::Public);
         assert_eq!(
             proof.outputs,
             vec![vec![want]],
-            "select_last_index = {last}"
+            "{x:?}, select_last_index = {last}"
         );
     }
 }

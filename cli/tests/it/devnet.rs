@@ -337,25 +337,21 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
 fn bench_devnet_reports_latency_and_saturation_throughput() {
     let p = Project::new();
     let model = lightchain_test_utils::repo().join("fixtures/ezkl/1l_mlp");
-    let out = p
-        .cmd(&[
+    let model = model.to_str().unwrap();
+    let (code, out, err) = run_in(
+        &p,
+        &[
             "bench",
             "--devnet",
             "3",
             "--devnet-model",
-            model.to_str().unwrap(),
+            model,
             "--no-write",
             "--json",
-        ])
-        .envs([params()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["tasks"], 3);
     assert_eq!(r["latency_ms"].as_array().unwrap().len(), 3);
     let (median, p99) = (
