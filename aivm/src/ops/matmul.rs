@@ -57,24 +57,25 @@ impl MatGeom {
         self.out_batch().map_or(0, |b| numel(&b)) * self.m * self.n
     }
 
-    /// Calls `f(a_index, b_index)` for every product of every output, output by output; the
-    /// geometry must be valid ([`MatGeom::out_batch`] is `Some`).
-    pub fn for_each_output(&self, mut f: impl FnMut(&mut dyn Iterator<Item = (usize, usize)>)) {
-        let Some(ob) = self.out_batch() else { return };
-        let (am, bm) = (
-            broadcast_map(&self.a_batch, &ob),
-            broadcast_map(&self.b_batch, &ob),
-        );
+    /// For every output in order, its products as `(a_index, b_index)` pairs; nothing for an
+    /// invalid geometry ([`MatGeom::out_batch`] is `None`).
+    pub fn outputs(&self) -> impl Iterator<Item = impl Iterator<Item = (usize, usize)>> {
+        let (am, bm) = match self.out_batch() {
+            Some(ob) => (
+                broadcast_map(&self.a_batch, &ob),
+                broadcast_map(&self.b_batch, &ob),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         let (m, k, n) = (self.m, self.k, self.n);
-        for (&ab, &bb) in am.iter().zip(&bm) {
-            for i in 0..m {
-                for j in 0..n {
-                    let a0 = (ab * m + i) * k;
-                    let b0 = bb * k * n + j;
-                    f(&mut (0..k).map(|kk| (a0 + kk, b0 + kk * n)));
-                }
-            }
-        }
+        am.into_iter().zip(bm).flat_map(move |(ab, bb)| {
+            (0..m).flat_map(move |i| {
+                (0..n).map(move |j| {
+                    let (a0, b0) = ((ab * m + i) * k, bb * k * n + j);
+                    (0..k).map(move |kk| (a0 + kk, b0 + kk * n))
+                })
+            })
+        })
     }
 
     fn macs(&self) -> u64 {
@@ -100,10 +101,10 @@ impl FloatOp for FMatMul {
 
     fn eval(&self, a: &FloatArgs) -> Vec<f64> {
         let (x, y) = (a.ins[0], a.ins[1]);
-        let mut out = Vec::with_capacity(self.0.out_len());
         self.0
-            .for_each_output(|terms| out.push(terms.map(|(i, j)| x[i] * y[j]).sum()));
-        out
+            .outputs()
+            .map(|terms| terms.map(|(i, j)| x[i] * y[j]).sum())
+            .collect()
     }
 
     fn macs(&self, _out_len: usize) -> u64 {
@@ -133,12 +134,11 @@ impl IntOp for MatMul {
 
     fn eval(&self, a: &IntArgs) -> Result<Vec<i64>> {
         let (x, y) = (a.ins[0], a.ins[1]);
-        let mut out = Vec::with_capacity(self.geom.out_len());
-        self.geom.for_each_output(|terms| {
-            let acc: i64 = terms.map(|(i, j)| x[i] * y[j]).sum();
-            out.push(super::rescale(acc, self.shift));
-        });
-        Ok(out)
+        Ok(self
+            .geom
+            .outputs()
+            .map(|terms| super::rescale(terms.map(|(i, j)| x[i] * y[j]).sum(), self.shift))
+            .collect())
     }
 
     fn check(&self, ins: &[&TensorMeta], out: &TensorMeta) -> std::result::Result<(), Invalid> {
@@ -182,22 +182,14 @@ impl IntOp for MatMul {
     /// One product chain per output, then its rescale.
     fn layout(&self, ctx: &mut Ctx, a: &LayoutArgs) -> Result<Vec<Cell>, PlonkError> {
         let (x, y) = (a.ins[0], a.ins[1]);
-        let mut out = Vec::with_capacity(self.geom.out_len());
-        let mut err = Ok(());
-        self.geom.for_each_output(|terms| {
-            if err.is_err() {
-                return;
-            }
-            let pairs: Vec<(&Cell, &Cell)> = terms.map(|(i, j)| (&x[i], &y[j])).collect();
-            let cell = ctx
-                .pdot(&pairs)
-                .and_then(|(row, acc)| ctx.rescale_at(row, acc.v, self.shift, a.out.bits));
-            match cell {
-                Ok(c) => out.push(c),
-                Err(e) => err = Err(e),
-            }
-        });
-        err.map(|()| out)
+        self.geom
+            .outputs()
+            .map(|terms| {
+                let pairs: Vec<(&Cell, &Cell)> = terms.map(|(i, j)| (&x[i], &y[j])).collect();
+                let (row, acc) = ctx.pdot(&pairs)?;
+                ctx.rescale_at(row, acc.v, self.shift, a.out.bits)
+            })
+            .collect()
     }
 
     fn encode(&self, w: &mut W) {
