@@ -330,18 +330,22 @@ impl<'r, 'a> Ctx<'r, 'a> {
     /// Makes the queued range checks, each on a copy in a row of its own.
     pub fn flush(&mut self, later: Deferred) -> Result<(), Error> {
         for (cell, offset, bits) in later.0 {
-            let row = self.next_row();
-            let c = self.copy(CopyFamily::RangeCopy, &cell, self.cfg.v, row)?;
-            self.range_v(row, c.v, offset, bits)?;
+            self.range_copy(&cell, offset, bits)?;
         }
         Ok(())
     }
 
-    /// Range-checks a cell as a signed `bits`-bit integer in a new row.
-    pub fn range_signed(&mut self, x: &Cell, bits: u32) -> Result<(), Error> {
+    /// Range-checks a copy of `x` in a new row: `x + offset` in `[0, 2^bits)`. Returns the copy.
+    pub fn range_copy(&mut self, x: &Cell, offset: i128, bits: u32) -> Result<Cell, Error> {
         let row = self.next_row();
         let c = self.copy(CopyFamily::RangeCopy, x, self.cfg.v, row)?;
-        self.range_v(row, c.v, 1i128 << (bits - 1), bits)
+        self.range_v(row, c.v, offset, bits)?;
+        Ok(c)
+    }
+
+    /// Range-checks a cell as a signed `bits`-bit integer in a new row.
+    pub fn range_signed(&mut self, x: &Cell, bits: u32) -> Result<(), Error> {
+        self.range_copy(x, 1i128 << (bits - 1), bits).map(|_| ())
     }
 
     /// Assigns a fresh value in the `v` column of a new row and range-checks it as a signed

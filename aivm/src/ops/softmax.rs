@@ -16,7 +16,7 @@ use super::{
     Decode, FloatArgs, FloatOp, IntArgs, IntOp, LIMIT, LayoutArgs, Op, magnitude, max_abs,
     params_if, signed_bits,
 };
-use crate::circuit::ctx::{Cell, CopyFamily, Ctx};
+use crate::circuit::ctx::{Cell, Ctx};
 use crate::error::Result;
 use crate::ir::{FOp, Node};
 use crate::onnx::{Cx, Lowering, NodeIn, Val};
@@ -351,9 +351,7 @@ impl<const SPLIT: bool> SoftmaxOf<SPLIT> {
             .map(|&e| e as i128);
         let ea = ctx.lut(tag, &key, ea)?;
         let (_, l) = ctx.dot(base * base, &[(-1, c), (-base, &key)])?;
-        let lr = ctx.next_row();
-        let l = ctx.copy(CopyFamily::RangeCopy, &l, ctx.cfg.v, lr)?;
-        ctx.range_v(lr, l.v, 0, b)?;
+        let l = ctx.range_copy(&l, 0, b)?;
         let eb =
             l.v.and_then(|l| self.table.get(l as usize))
                 .map(|&e| e as i128);
