@@ -99,6 +99,10 @@ pub enum AivmError {
     #[error("proving: {0}")]
     Prove(String),
 
+    /// A program cannot be cut into segments as asked.
+    #[error("segmenting: {0}")]
+    Segment(String),
+
     /// A cached parameters file is not the parameters it is named for.
     #[error(
         "parameters file {} (k = {k}) does not match the parameters for k = {k}: it is corrupt or was tampered with; delete it and it will be generated again",

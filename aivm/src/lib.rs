@@ -24,6 +24,8 @@ pub mod proof;
 pub mod quantize;
 pub mod reference;
 pub mod rng;
+pub mod segment;
+pub mod split;
 pub mod tensor;
 pub mod wire;
 

@@ -264,10 +264,7 @@ pub fn profile(
             let execute = t.elapsed().as_secs_f64();
             let t = Instant::now();
             keys.circuit
-                .with_witness(Witness {
-                    inputs: q.clone(),
-                    salt: Default::default(),
-                })
+                .with_witness(Witness::new(q.clone(), Default::default()))
                 .generate_witness()
                 .map_err(|e| ProfileError::Invalid(format!("witness generation failed: {e:?}")))?;
             let witness = t.elapsed().as_secs_f64();

@@ -1,5 +1,6 @@
 //! Lays out a whole program: inputs (range-checked, then public or packed for hashing), every
-//! node by its op family's layout, and the outputs.
+//! node by its op family's layout, and the outputs (public, or packed for hashing: a segment's
+//! links).
 
 use halo2_proofs::circuit::AssignedCell;
 use halo2_proofs::pasta::Fp;
@@ -7,7 +8,7 @@ use halo2_proofs::plonk::Error;
 
 use super::ctx::{Cell, Ctx, fp};
 use super::tables::Tables;
-use super::{Visibility, pack_slots, pow2};
+use super::{HashGroup, pack_slots_of, pow2};
 use crate::ops::LayoutArgs;
 use crate::program::Program;
 use crate::tensor::numel;
@@ -16,17 +17,48 @@ use crate::tensor::numel;
 pub struct Laid {
     pub inputs: Vec<Vec<Cell>>,
     pub outputs: Vec<Vec<Cell>>,
-    /// Packed input elements, for the Poseidon commitment (hashed inputs only).
-    pub packed: Vec<AssignedCell<Fp, Fp>>,
-    /// The rows whose accumulator holds each packed element.
-    pub packed_rows: Vec<usize>,
+    /// Packed elements of each hash group (see [`super::AivmCircuit::hash_groups`]), for its
+    /// Poseidon commitment.
+    pub packed: Vec<Vec<AssignedCell<Fp, Fp>>>,
+    /// The rows whose accumulator holds each packed element, per group.
+    pub packed_rows: Vec<Vec<usize>>,
+}
+
+/// Packed cells and the rows holding them.
+type Packed = (Vec<AssignedCell<Fp, Fp>>, Vec<usize>);
+
+/// Packs the cells of `ios` (inputs or outputs of `program`) into field elements, as
+/// [`pack_slots_of`] lays them out; returns the packed cells and their rows.
+fn pack(
+    ctx: &mut Ctx,
+    program: &Program,
+    ios: &[crate::program::IoSpec],
+    cells: &[&Vec<Cell>],
+) -> Result<Packed, Error> {
+    let flat: Vec<&Cell> = cells.iter().copied().flatten().collect();
+    let (mut packed, mut rows) = (Vec::new(), Vec::new());
+    for slots in pack_slots_of(program, ios) {
+        let bias = slots.iter().fold(Fp::zero(), |a, &(_, off, bits)| {
+            a + fp(1i128 << (bits - 1)) * pow2(off)
+        });
+        let terms: Vec<(Fp, &Cell)> = slots
+            .iter()
+            .map(|&(i, off, _)| (pow2(off), flat[i]))
+            .collect();
+        let (p, row) = ctx.dot_field(bias, &terms)?;
+        rows.push(row);
+        if let Some(p) = p {
+            packed.push(p);
+        }
+    }
+    Ok((packed, rows))
 }
 
 pub fn layout(
     ctx: &mut Ctx,
     program: &Program,
     tables: &Tables,
-    visibility: Visibility,
+    groups: &[HashGroup],
     inputs: Option<&[Vec<i64>]>,
 ) -> Result<Laid, Error> {
     let mut cells: Vec<Option<Vec<Cell>>> = vec![None; program.tensors.len()];
@@ -41,22 +73,24 @@ pub fn layout(
         input_cells.push(c);
     }
     let (mut packed, mut packed_rows) = (Vec::new(), Vec::new());
-    if visibility == Visibility::Hashed {
-        let flat: Vec<&Cell> = input_cells.iter().flatten().collect();
-        for slots in pack_slots(program) {
-            let bias = slots.iter().fold(Fp::zero(), |a, &(_, off, bits)| {
-                a + fp(1i128 << (bits - 1)) * pow2(off)
-            });
-            let terms: Vec<(Fp, &Cell)> = slots
-                .iter()
-                .map(|&(i, off, _)| (pow2(off), flat[i]))
-                .collect();
-            let (p, row) = ctx.dot_field(bias, &terms)?;
-            packed_rows.push(row);
-            if let Some(p) = p {
-                packed.push(p);
-            }
-        }
+    let mut pack_group = |ctx: &mut Ctx, g: &HashGroup, cells: &[Vec<Cell>]| {
+        let ios = if g.output {
+            &program.outputs[g.ios.clone()]
+        } else {
+            &program.inputs[g.ios.clone()]
+        };
+        let (p, r) = pack(
+            ctx,
+            program,
+            ios,
+            &cells[g.ios.clone()].iter().collect::<Vec<_>>(),
+        )?;
+        packed.push(p);
+        packed_rows.push(r);
+        Ok::<_, Error>(())
+    };
+    for g in groups.iter().filter(|g| !g.output) {
+        pack_group(ctx, g, &input_cells)?;
     }
     for (ni, n) in program.nodes.iter().enumerate() {
         let ins: Vec<&[Cell]> = n
@@ -81,11 +115,14 @@ pub fn layout(
         );
         cells[n.output] = Some(y);
     }
-    let outputs = program
+    let outputs: Vec<Vec<Cell>> = program
         .outputs
         .iter()
         .map(|o| cells[o.tensor].clone().ok_or(Error::Synthesis))
         .collect::<Result<_, _>>()?;
+    for g in groups.iter().filter(|g| g.output) {
+        pack_group(ctx, g, &outputs)?;
+    }
     Ok(Laid {
         inputs: input_cells,
         outputs,

@@ -4,7 +4,9 @@
 //! sits next to its integer `eval` in [`crate::ops`] and constrains exactly that meaning. The
 //! public instance is one column: the task nonce (two field elements), then either the input
 //! values (public inputs) or a salted Poseidon commitment to them (hashed inputs), then the
-//! output values.
+//! output values. A segment of a bigger program (see [`crate::segment`]) also has links:
+//! inputs another segment produced and outputs a later segment reads, each committed to with
+//! its own salted Poseidon chain; their commitments follow the input part and the outputs.
 
 pub mod config;
 pub mod ctx;
@@ -23,7 +25,7 @@ use halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 
 use ff::{Field as _, PrimeField as _};
 
-use crate::program::Program;
+use crate::program::{IoSpec, Program};
 use config::Config;
 #[cfg(test)]
 use config::LANES;
@@ -60,6 +62,38 @@ pub const NONCE_ROWS: usize = 2;
 pub struct Witness {
     pub inputs: Vec<Vec<i64>>,
     pub salt: Fp,
+    /// The salt of each link, in [`AivmCircuit::hash_groups`] order (none outside segments).
+    pub links: Vec<Fp>,
+}
+
+impl Witness {
+    /// The witness of a circuit without links.
+    pub fn new(inputs: Vec<Vec<i64>>, salt: Fp) -> Witness {
+        Witness {
+            inputs,
+            salt,
+            links: Vec::new(),
+        }
+    }
+}
+
+/// Which of a circuit's inputs and outputs are the task's, and which are links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Io {
+    /// The first `task_inputs` program inputs are the task's input, under the circuit's
+    /// visibility (public values, or one salted commitment to all of them); every later input
+    /// is a link (committed to alone, with its own salt).
+    pub task_inputs: usize,
+    /// The first `public_outputs` outputs are public values; every later output is a link.
+    pub public_outputs: usize,
+}
+
+/// Boundary values committed to by one salted Poseidon chain: program inputs or outputs
+/// `ios` (indices into `program.inputs` or `program.outputs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashGroup {
+    pub output: bool,
+    pub ios: std::ops::Range<usize>,
 }
 
 /// The circuit of one program.
@@ -68,6 +102,7 @@ pub struct AivmCircuit {
     pub program: Arc<Program>,
     pub tables: Arc<Tables>,
     pub visibility: Visibility,
+    pub io: Io,
     /// Width of the range-check limbs, chosen with the domain size (see [`AivmCircuit::new`]).
     pub limb_bits: u32,
     pub witness: Option<Witness>,
@@ -79,11 +114,21 @@ impl AivmCircuit {
     /// models prove in a domain of 2^8 or 2^9 rows only with 6- or 7-bit limbs (more limbs per
     /// value, a smaller table); on a tie the wider limbs (fewer rows) win.
     pub fn new(program: Arc<Program>, visibility: Visibility) -> AivmCircuit {
+        let io = Io {
+            task_inputs: program.inputs.len(),
+            public_outputs: program.outputs.len(),
+        };
+        AivmCircuit::with_io(program, visibility, io)
+    }
+
+    /// The circuit of a segment: its inputs and outputs split into the task's and links.
+    pub fn with_io(program: Arc<Program>, visibility: Visibility, io: Io) -> AivmCircuit {
         let tables = Arc::new(Tables::of(&program));
         let mut c = AivmCircuit {
             program,
             tables,
             visibility,
+            io,
             limb_bits: config::MAX_LIMB_BITS,
             witness: None,
         };
@@ -107,9 +152,40 @@ impl AivmCircuit {
         }
     }
 
-    /// Number of input field elements hashed (packed).
-    pub fn packed_len(program: &Program) -> usize {
-        pack_slots(program).len()
+    /// The groups of boundary values hashed, in order: the task's inputs (when hashed), each
+    /// input link, each output link.
+    pub fn hash_groups(&self) -> Vec<HashGroup> {
+        let (n_in, n_out) = (self.program.inputs.len(), self.program.outputs.len());
+        let task = (self.visibility == Visibility::Hashed && self.io.task_inputs > 0).then_some(
+            HashGroup {
+                output: false,
+                ios: 0..self.io.task_inputs,
+            },
+        );
+        let links_in = (self.io.task_inputs..n_in).map(|i| HashGroup {
+            output: false,
+            ios: i..i + 1,
+        });
+        let links_out = (self.io.public_outputs..n_out).map(|o| HashGroup {
+            output: true,
+            ios: o..o + 1,
+        });
+        task.into_iter().chain(links_in).chain(links_out).collect()
+    }
+
+    /// Field elements hashed (packed), over all groups.
+    fn hashed_len(&self) -> usize {
+        self.hash_groups()
+            .iter()
+            .map(|g| {
+                let ios = if g.output {
+                    &self.program.outputs[g.ios.clone()]
+                } else {
+                    &self.program.inputs[g.ios.clone()]
+                };
+                pack_slots_of(&self.program, ios).len()
+            })
+            .sum()
     }
 
     /// Rows the circuit needs (main region, Poseidon and tables), before blinding rows.
@@ -117,19 +193,19 @@ impl AivmCircuit {
         let mut cs = ConstraintSystem::default();
         let cfg = Config::configure(&mut cs);
         let mut ctx = Ctx::new(&cfg, None, self.limb_bits);
-        let main = layout::layout(&mut ctx, &self.program, &self.tables, self.visibility, None)
+        let groups = self.hash_groups();
+        let main = layout::layout(&mut ctx, &self.program, &self.tables, &groups, None)
             .map(|_| ctx.row)
             .unwrap_or(usize::MAX / 2);
-        let hashes = match self.visibility {
-            Visibility::Public => 0,
-            Visibility::Hashed => Self::packed_len(&self.program),
-        };
+        let hashes = self.hashed_len();
         let table = self
             .tables
             .entries
             .len()
             .max(tables::range_table_rows(self.limb_bits));
-        (main + 1 + hashes * ROWS_PER_HASH, table)
+        // The nonce's row holds the first salt; every further salt takes a row.
+        let salts = groups.len().max(1);
+        (main + salts + hashes * ROWS_PER_HASH, table)
     }
 
     /// Computes every cell value of the main region from the witness without a prover (the
@@ -143,7 +219,7 @@ impl AivmCircuit {
             &mut ctx,
             &self.program,
             &self.tables,
-            self.visibility,
+            &self.hash_groups(),
             inputs,
         )?;
         Ok(ctx.row)
@@ -179,12 +255,13 @@ impl Circuit<Fp> for AivmCircuit {
         self.tables.load(&cfg, self.limb_bits, &mut layouter)?;
         let program = &self.program;
         let inputs = self.witness.as_ref().map(|w| w.inputs.as_slice());
-        let (laid, salt, packed, nonce) = layouter.assign_region(
+        let groups = self.hash_groups();
+        let task_hashed = self.visibility == Visibility::Hashed && self.io.task_inputs > 0;
+        let (laid, salts, packed, nonce) = layouter.assign_region(
             || "aivm program",
             |mut region| {
                 let mut ctx = Ctx::new(&cfg, Some(&mut region), self.limb_bits);
-                let laid =
-                    layout::layout(&mut ctx, program, &self.tables, self.visibility, inputs)?;
+                let laid = layout::layout(&mut ctx, program, &self.tables, &groups, inputs)?;
                 // Both halves of the nonce enter the permutation argument: cells holding them,
                 // copied to their instance rows below.
                 let row = ctx.next_row();
@@ -195,30 +272,53 @@ impl Circuit<Fp> for AivmCircuit {
                     let v = testing::override_at(col, row).map_or(v, Value::known);
                     nonce.push(region.assign_advice(|| "nonce", col, row, || v)?.cell());
                 }
-                let salt = match self.visibility {
-                    Visibility::Hashed => {
-                        let salt = self.witness.as_ref().map(|w| w.salt);
-                        let v = salt.map_or(Value::unknown(), Value::known);
-                        Some(region.assign_advice(|| "salt", cfg.v, row, || v)?)
-                    }
-                    Visibility::Public => None,
-                };
+                // One salt per hash group, in the `v` column from the nonce's row on: the
+                // task's salt first (hashed inputs), then each link's.
+                let mut salts = Vec::with_capacity(groups.len());
+                for j in 0..groups.len() {
+                    let salt = self.witness.as_ref().map(|w| {
+                        if task_hashed && j == 0 {
+                            w.salt
+                        } else {
+                            w.links[j - usize::from(task_hashed)]
+                        }
+                    });
+                    let v = salt.map_or(Value::unknown(), Value::known);
+                    salts.push(region.assign_advice(|| "salt", cfg.v, row + j, || v)?);
+                }
                 #[allow(unused_mut)]
                 let mut packed = laid.packed.clone();
                 #[cfg(test)]
                 if copy_off(CopyFamily::HashInput) {
                     // Soundness tests only: the hash reads free cells (which a forgery may
-                    // override) instead of the packed inputs.
-                    for (i, p) in packed.iter_mut().enumerate() {
+                    // override) instead of the packed values.
+                    for (i, p) in packed.iter_mut().flatten().enumerate() {
                         let col = cfg.lane[i % LANES];
                         let v = testing::override_at(col, row + i / LANES)
                             .map_or(p.value().copied(), Value::known);
                         *p = region.assign_advice(|| "free", col, row + i / LANES, || v)?;
                     }
                 }
-                Ok((laid, salt, packed, nonce))
+                Ok((laid, salts, packed, nonce))
             },
         )?;
+        // Each group's salted chain `h = H(h, packed_j)`, from its salt.
+        let mut commitments = Vec::with_capacity(groups.len());
+        for (g, (salt, packed)) in salts.into_iter().zip(&packed).enumerate() {
+            let mut h: AssignedCell<Fp, Fp> = salt;
+            for (i, p) in packed.iter().enumerate() {
+                let chip = Pow5Chip::construct(cfg.poseidon.clone());
+                let hasher = PoseidonHash::<_, _, P128Pow5T3, ConstantLength<2>, 3, 2>::init(
+                    chip,
+                    layouter.namespace(|| format!("poseidon init {g}.{i}")),
+                )?;
+                h = hasher.hash(
+                    layouter.namespace(|| format!("poseidon {g}.{i}")),
+                    [h, p.clone()],
+                )?;
+            }
+            commitments.push(h.cell());
+        }
         let mut row = 0;
         let mut expose = |layouter: &mut _, cells: Vec<Cell>, family| {
             expose(layouter, &cfg, cells, family, &mut row)
@@ -229,28 +329,19 @@ impl Circuit<Fp> for AivmCircuit {
                 .map(|c| c.cell.as_ref().expect("assigned").cell())
                 .collect()
         };
+        // Instance order: nonce, the task's input part, input links, public outputs, output
+        // links (groups are in that order: task, input links, output links).
         expose(&mut layouter, nonce, CopyFamily::Nonce)?;
-        match self.visibility {
-            Visibility::Public => {
-                expose(&mut layouter, cells(&laid.inputs), CopyFamily::PublicInput)?;
-            }
-            Visibility::Hashed => {
-                let mut h: AssignedCell<Fp, Fp> = salt.expect("hashed inputs have a salt cell");
-                for (i, p) in packed.iter().enumerate() {
-                    let chip = Pow5Chip::construct(cfg.poseidon.clone());
-                    let hasher = PoseidonHash::<_, _, P128Pow5T3, ConstantLength<2>, 3, 2>::init(
-                        chip,
-                        layouter.namespace(|| format!("poseidon init {i}")),
-                    )?;
-                    h = hasher.hash(
-                        layouter.namespace(|| format!("poseidon {i}")),
-                        [h, p.clone()],
-                    )?;
-                }
-                expose(&mut layouter, vec![h.cell()], CopyFamily::Commitment)?;
-            }
+        let n_in_groups = groups.iter().filter(|g| !g.output).count();
+        let (in_commits, out_commits) = commitments.split_at(n_in_groups);
+        if self.visibility == Visibility::Public {
+            let task = cells(&laid.inputs[..self.io.task_inputs]);
+            expose(&mut layouter, task, CopyFamily::PublicInput)?;
         }
-        expose(&mut layouter, cells(&laid.outputs), CopyFamily::Output)
+        expose(&mut layouter, in_commits.to_vec(), CopyFamily::Commitment)?;
+        let public = cells(&laid.outputs[..self.io.public_outputs]);
+        expose(&mut layouter, public, CopyFamily::Output)?;
+        expose(&mut layouter, out_commits.to_vec(), CopyFamily::Commitment)
     }
 }
 
@@ -276,8 +367,13 @@ fn expose(
 /// packed into field elements by [`pack_slots`], and hashed in a chain starting from the salt:
 /// `h = H(h, packed_j)`.
 pub fn input_commitment(program: &Program, inputs: &[Vec<i64>], salt: Fp) -> Fp {
+    commitment(program, &program.inputs, inputs, salt)
+}
+
+/// The salted Poseidon commitment to the values of `ios` (see [`input_commitment`]).
+pub fn commitment(program: &Program, ios: &[IoSpec], values: &[Vec<i64>], salt: Fp) -> Fp {
     let mut h = salt;
-    for p in pack_inputs(program, inputs) {
+    for p in pack_values(program, ios, values) {
         h = poseidon::Hash::<Fp, P128Pow5T3, ConstantLength<2>, 3, 2>::init().hash([h, p]);
     }
     h
@@ -288,10 +384,15 @@ pub fn input_commitment(program: &Program, inputs: &[Vec<i64>], salt: Fp) -> Fp 
 /// follow each other until the next one would pass [`PACK_BITS`], so two different inputs
 /// within their ranges never pack to the same field elements.
 pub fn pack_slots(program: &Program) -> Vec<Vec<(usize, u32, u32)>> {
+    pack_slots_of(program, &program.inputs)
+}
+
+/// [`pack_slots`] over any list of the program's tensors (a segment's link).
+pub fn pack_slots_of(program: &Program, ios: &[IoSpec]) -> Vec<Vec<(usize, u32, u32)>> {
     let mut out: Vec<Vec<(usize, u32, u32)>> = Vec::new();
     let mut used = PACK_BITS;
     let mut flat = 0;
-    for io in &program.inputs {
+    for io in ios {
         let bits = program.tensors[io.tensor].bits;
         for _ in 0..crate::tensor::numel(&program.tensors[io.tensor].shape) {
             if used + bits > PACK_BITS {
@@ -310,8 +411,13 @@ pub fn pack_slots(program: &Program) -> Vec<Vec<(usize, u32, u32)>> {
 
 /// The packed field elements of the inputs (see [`input_commitment`]).
 pub fn pack_inputs(program: &Program, inputs: &[Vec<i64>]) -> Vec<Fp> {
-    let flat: Vec<i128> = inputs.iter().flatten().map(|&v| v as i128).collect();
-    pack_slots(program)
+    pack_values(program, &program.inputs, inputs)
+}
+
+/// The packed field elements of the values of `ios`.
+fn pack_values(program: &Program, ios: &[IoSpec], values: &[Vec<i64>]) -> Vec<Fp> {
+    let flat: Vec<i128> = values.iter().flatten().map(|&v| v as i128).collect();
+    pack_slots_of(program, ios)
         .iter()
         .map(|slots| {
             slots.iter().fold(Fp::zero(), |acc, &(i, off, bits)| {

@@ -9,6 +9,7 @@ mod encoding;
 mod fixtures;
 mod op_variants;
 mod proving;
+mod segments;
 mod soundness;
 
 use std::path::Path;

@@ -15,10 +15,12 @@ use clap::Args;
 use lightchain_aivm::accuracy::compare;
 use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::{Keys, ParamsCache};
+use lightchain_aivm::segment::{self, SegmentKeys};
 use lightchain_aivm::{QuantConfig, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::model::read_inputs;
+use crate::cmd::prove::DEFAULT_MEMORY_MB;
 
 mod devnet;
 use crate::shell::{Human, Shell};
@@ -87,6 +89,9 @@ pub struct Figures {
     pub proof_bytes: Option<u64>,
     pub peak_mib: Option<f64>,
     pub max_rel_error: Option<f64>,
+    /// Segments proven, when the circuit exceeds the AIVM's 512 MB per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,27 +145,58 @@ fn measure(dir: &Path) -> anyhow::Result<Figures> {
     let input = read_inputs(&model, &dir.join("input.json"))?;
     let program = Arc::new(model.compile(std::slice::from_ref(&input), &QuantConfig::default())?);
     let cache = ParamsCache::from_env();
-    // Parameters come from the cache (generated outside the timing on first use).
-    let circuit = lightchain_aivm::circuit::AivmCircuit::new(program.clone(), Visibility::Public);
-    cache.get(circuit.min_k())?;
-    let t = Instant::now();
-    let keys = Keys::derive(program.clone(), Visibility::Public, &cache, true)?;
-    let keygen_s = t.elapsed().as_secs_f64();
+    let cut = segment::cuts_within(&program, Visibility::Public, DEFAULT_MEMORY_MB)?;
     let q = program.quantize_inputs(&input)?;
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let t = Instant::now();
-    let proof = keys.prove(&q, [7; 32], &mut rng)?;
-    let prove_s = t.elapsed().as_secs_f64();
-    // A fresh verifier: keys from the program alone, timed on verification only.
-    let verifier = Keys::derive(
-        Arc::new(lightchain_aivm::Program::decode(&program.encode())?),
-        Visibility::Public,
-        &cache,
-        false,
-    )?;
-    let t = Instant::now();
-    verifier.verify(&proof)?;
-    let verify_s = t.elapsed().as_secs_f64();
+    let decoded = Arc::new(lightchain_aivm::Program::decode(&program.encode())?);
+    let (keygen_s, prove_s, verify_s, proof, rows) = match &cut {
+        None => {
+            // Parameters come from the cache (generated outside the timing on first use).
+            let circuit =
+                lightchain_aivm::circuit::AivmCircuit::new(program.clone(), Visibility::Public);
+            cache.get(circuit.min_k())?;
+            let t = Instant::now();
+            let keys = Keys::derive(program.clone(), Visibility::Public, &cache, true)?;
+            let keygen_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let proof = keys.prove(&q, [7; 32], &mut rng)?;
+            let prove_s = t.elapsed().as_secs_f64();
+            // A fresh verifier: keys from the program alone, timed on verification only.
+            let verifier = Keys::derive(decoded, Visibility::Public, &cache, false)?;
+            let t = Instant::now();
+            verifier.verify(&proof)?;
+            let verify_s = t.elapsed().as_secs_f64();
+            (
+                keygen_s,
+                prove_s,
+                verify_s,
+                proof,
+                keys.circuit.rows().0 as u64,
+            )
+        }
+        Some(cut) => {
+            // Within the AIVM's memory limit: segments, each proving key derived while
+            // proving (so "prove" holds their derivation; "keygen" the verifying keys).
+            // Parameters of every size a segment may take, outside the timing.
+            for k in 4..=segment::max_k_within(DEFAULT_MEMORY_MB).unwrap_or(4) {
+                cache.get(k)?;
+            }
+            let t = Instant::now();
+            let keys =
+                SegmentKeys::derive(program.clone(), Visibility::Public, cut, &cache, false)?;
+            let keygen_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let workers = segment::workers(DEFAULT_MEMORY_MB, keys.k());
+            let proof = keys.prove(&q, [7; 32], None, workers, &mut rng)?;
+            let prove_s = t.elapsed().as_secs_f64();
+            let verifier = SegmentKeys::derive(decoded, Visibility::Public, cut, &cache, false)?;
+            let t = Instant::now();
+            verifier.verify(&proof)?;
+            let verify_s = t.elapsed().as_secs_f64();
+            let rows = keys.keys.iter().map(|k| k.circuit.rows().0 as u64).sum();
+            (keygen_s, prove_s, verify_s, proof, rows)
+        }
+    };
     let float = model.reference()?.run(&input.tensors)?;
     let ours = program.dequantize_outputs(&proof.outputs);
     let names: Vec<String> = program.outputs.iter().map(|o| o.name.clone()).collect();
@@ -169,13 +205,14 @@ fn measure(dir: &Path) -> anyhow::Result<Figures> {
         ok: true,
         error: None,
         k: Some(proof.k),
-        rows: Some(keys.circuit.rows().0 as u64),
+        rows: Some(rows),
         keygen_s: Some(keygen_s),
         prove_s: Some(prove_s),
         verify_s: Some(verify_s),
-        proof_bytes: Some(proof.proof.len() as u64),
+        proof_bytes: Some(proof.proof_len() as u64),
         peak_mib: lightchain_profiler::profile::peak_mib(),
         max_rel_error: Some(acc.max_rel_error()),
+        segments: proof.segments.as_ref().map(|s| s.proofs.len()),
     })
 }
 
@@ -259,6 +296,7 @@ fn ezkl(args: &BenchArgs, dir: &Path, python: &Path) -> Figures {
             proof_bytes: e.bytes.get("proof").copied().flatten(),
             peak_mib: e.peak_rss_mib,
             max_rel_error,
+            segments: None,
         })
     };
     run().unwrap_or_else(|e| Figures {
@@ -349,11 +387,12 @@ fn table(rows: &[Row]) -> String {
             ));
             continue;
         }
-        let ez_note = if r.ezkl.is_some() && !e.ok {
-            " (ezkl failed)"
-        } else {
-            ""
-        };
+        let mut ez_note = l
+            .segments
+            .map_or(String::new(), |n| format!(" ({n} segments ≤ 512 MB)"));
+        if r.ezkl.is_some() && !e.ok {
+            ez_note.push_str(" (ezkl failed)");
+        }
         t.push_str(&format!(
             "| {}{ez_note} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.model,

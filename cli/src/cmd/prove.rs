@@ -5,8 +5,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use lightchain_aivm::circuit::Visibility;
+use lightchain_aivm::circuit::{AivmCircuit, Visibility};
+use lightchain_aivm::gas::memory_estimate_mb;
 use lightchain_aivm::proof::{Keys, ParamsCache};
+use lightchain_aivm::segment::{self, SegmentKeys};
 use serde::Serialize;
 
 use crate::cmd::model::{ModelArgs, QuantArgs, Settings, Source, input_hint, read_inputs};
@@ -38,6 +40,12 @@ impl From<InputVisibility> for Visibility {
   lightchain prove model.onnx -i input.json --calibrate data.json     # inputs beyond [-1, 1]
   lightchain verify model.onnx --proof proof.json --calibrate data.json
   lightchain prove model.onnx -i input.json --input-visibility hashed --nonce 00ff...
+  lightchain prove fixtures/digits_vit/model.onnx -i fixtures/digits_vit/input.json --memory-limit 512
+
+A program whose circuit needs more memory than --memory-limit (a package's [limits] memory_mb;
+default 512 MB, the AIVM's limit per task) is cut into segments whose circuits fit, proven one
+after another (or several at once where the limit allows), each segment's boundary activations
+committed to with salted Poseidon and linked to the next; `verify` checks every segment and link.
 
 An ONNX model is compiled with the settings given here (--scale, --calibrate, --dim), never with
 anything taken from the input being proven; a verifier compiles it again with the same flags.
@@ -65,6 +73,10 @@ pub struct ProveArgs {
     /// Write the compact binary form instead of JSON.
     #[arg(long)]
     pub binary: bool,
+    /// Most memory proving may take, in MB (a package's [limits] memory_mb by default, else
+    /// 512): a bigger circuit is proven in segments.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub memory_limit: Option<u64>,
     #[command(flatten)]
     pub quant: QuantArgs,
 }
@@ -91,6 +103,9 @@ struct ProveReport {
     k: u32,
     input_visibility: Visibility,
     proof_bytes: usize,
+    /// Segments proven (1: one circuit).
+    segments: usize,
+    memory_limit_mb: u64,
     settings: Settings,
     /// The command that verifies this proof with the same settings.
     verify_with: String,
@@ -104,6 +119,12 @@ impl Human for ProveReport {
             "proof     {} ({} bytes, k = {}, {} inputs)\n",
             self.proof, self.proof_bytes, self.k, self.input_visibility
         ));
+        if self.segments > 1 {
+            out.push_str(&format!(
+                "segments  {} (each within {} MB; largest k = {})\n",
+                self.segments, self.memory_limit_mb, self.k
+            ));
+        }
         out.push_str(&format!("model id  {}\n", self.model_id));
         out.push_str(&format!("settings  {}\n", self.settings.describe()));
         out.push_str(&format!("verify    {}\n", self.verify_with));
@@ -132,6 +153,15 @@ impl Human for ProveReport {
             ));
         }
     }
+}
+
+/// The AIVM's memory limit per task, in MB (a package's default too).
+pub const DEFAULT_MEMORY_MB: u64 = 512;
+
+/// Keys for one circuit, or for a program cut into segments.
+enum Prover {
+    One(Box<Keys>),
+    Cut(SegmentKeys),
 }
 
 pub fn parse_nonce(s: &str) -> anyhow::Result<[u8; 32]> {
@@ -168,8 +198,34 @@ impl ProveArgs {
         pb.inc(1);
         pb.set_message("keygen");
         let t = Instant::now();
-        let keys = Keys::derive(program.clone(), visibility, &ParamsCache::from_env(), true)
-            .context("key generation failed")?;
+        let memory_limit = match (&source, self.memory_limit) {
+            (_, Some(m)) => m,
+            (Source::Package(p), None) => p.manifest.limits.memory_mb,
+            (Source::Onnx(_), None) => DEFAULT_MEMORY_MB,
+        };
+        let cuts = segment::cuts_within(&program, visibility, memory_limit).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; a bigger --memory-limit proves it (in one circuit from about {} MB)",
+                memory_estimate_mb(AivmCircuit::new(program.clone(), visibility).min_k())
+            )
+        })?;
+        let cache = ParamsCache::from_env();
+        let keys = match &cuts {
+            None => Prover::One(Box::new(Keys::derive(
+                program.clone(),
+                visibility,
+                &cache,
+                true,
+            )?)),
+            // Proving keys are derived one segment at a time while proving.
+            Some(cut) => Prover::Cut(SegmentKeys::derive(
+                program.clone(),
+                visibility,
+                cut,
+                &cache,
+                false,
+            )?),
+        };
         let keygen = t.elapsed().as_secs_f64();
         pb.inc(1);
         pb.set_message("witness");
@@ -190,7 +246,17 @@ impl ProveArgs {
         };
         let t = Instant::now();
         let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-        let mut proof = keys.prove(&q, nonce, &mut rng).context("proving failed")?;
+        let mut proof = match &keys {
+            Prover::One(k) => k.prove(&q, nonce, &mut rng),
+            Prover::Cut(k) => k.prove(
+                &q,
+                nonce,
+                None,
+                segment::workers(memory_limit, k.k()),
+                &mut rng,
+            ),
+        }
+        .context("proving failed")?;
         let prove = t.elapsed().as_secs_f64();
         pb.finish_and_clear();
         proof.compile = record;
@@ -230,7 +296,9 @@ impl ProveArgs {
             model_id: proof.model_id.to_string(),
             k: proof.k,
             input_visibility: proof.visibility,
-            proof_bytes: proof.proof.len(),
+            proof_bytes: proof.proof_len(),
+            segments: proof.segments.as_ref().map_or(1, |s| s.proofs.len()),
+            memory_limit_mb: memory_limit,
             settings,
             verify_with,
             seconds: Seconds {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::{Keys, ParamsCache, Proof};
+use lightchain_aivm::segment::SegmentKeys;
 use lightchain_aivm::{ModelId, Program};
 use serde::Serialize;
 
@@ -61,6 +62,8 @@ struct VerifyReport {
     model_id: String,
     k: u32,
     input_visibility: Visibility,
+    /// Segments verified, each with its links (1: one circuit).
+    segments: usize,
     settings: Settings,
     nonce: String,
     outputs: Vec<Vec<i64>>,
@@ -72,6 +75,12 @@ impl Human for VerifyReport {
             "valid proof for model {} (k = {}, {} inputs)\n",
             self.model_id, self.k, self.input_visibility
         ));
+        if self.segments > 1 {
+            out.push_str(&format!(
+                "  segments  {} proofs and every link between them\n",
+                self.segments
+            ));
+        }
         out.push_str(&format!(
             "  file      {} (blake3 {})\n",
             self.model.path, self.model.blake3
@@ -159,9 +168,17 @@ impl VerifyArgs {
                 Visibility::from(v)
             );
         }
-        let keys = Keys::derive(program, visibility, &ParamsCache::from_env(), false)
-            .context("cannot derive the verifying key")?;
-        keys.verify(&proof)?;
+        let cache = ParamsCache::from_env();
+        match &proof.segments {
+            None => Keys::derive(program, visibility, &cache, false)
+                .context("cannot derive the verifying key")?
+                .verify(&proof)?,
+            // Every segment's verifying key from the program and the proof's cuts (any cut is
+            // sound: the keys come from the program, not from the proof).
+            Some(s) => SegmentKeys::derive(program, visibility, &s.cut(), &cache, false)
+                .context("cannot derive the segments' verifying keys")?
+                .verify(&proof)?,
+        }
         let bytes = std::fs::read(&self.model.model)
             .with_context(|| format!("cannot read {}", self.model.model.display()))?;
         shell.emit(&VerifyReport {
@@ -173,6 +190,7 @@ impl VerifyArgs {
             model_id: proof.model_id.to_string(),
             k: proof.k,
             input_visibility: proof.visibility,
+            segments: proof.segments.as_ref().map_or(1, |s| s.proofs.len()),
             settings,
             nonce: proof.nonce.iter().map(|b| format!("{b:02x}")).collect(),
             outputs: proof.outputs.clone(),

@@ -279,3 +279,79 @@ fn calibration_files_travel_with_the_proof() {
     let proof = json(&std::fs::read_to_string(p.dir.path().join("w.json")).unwrap());
     assert_eq!(json(&out)["model_id"], proof["model_id"]);
 }
+
+/// Under a memory limit its circuit exceeds, a model proves in segments; `verify` checks every
+/// segment and link, and refuses an envelope whose link or segment was changed.
+#[test]
+fn a_memory_limit_cuts_the_proof_into_segments() {
+    let p = Project::new();
+    p.copy("fixtures/op_elementwise/model.onnx", "m.onnx")
+        .copy("fixtures/op_elementwise/input.json", "input.json");
+    let prove = |limit: &str, out: &str| {
+        run(
+            &p,
+            &[
+                "prove",
+                "m.onnx",
+                "-i",
+                "input.json",
+                "-o",
+                out,
+                "--memory-limit",
+                limit,
+                "--json",
+            ],
+        )
+    };
+    // In one circuit (k = 9) by default.
+    let (code, out, err) = prove("512", "one.json");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["segments"], 1);
+    // Within 44 MB (k = 8): three segments.
+    let (code, out, err) = prove("44", "cut.json");
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["segments"], 3, "{out}");
+    assert_eq!(v["k"], 8);
+    let (code, out, err) = run(&p, &["verify", "m.onnx", "--proof", "cut.json", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["segments"], 3);
+    // Below what any one node needs: refused, naming the node and the way out.
+    let (code, out, err) = prove("40", "none.json");
+    assert_eq!(code, 1);
+    // With --json the error is the JSON on stdout.
+    let err = format!("{out}{err}");
+    assert!(
+        err.contains("alone needs k = 8") && err.contains("--memory-limit"),
+        "{err}"
+    );
+
+    let text = std::fs::read_to_string(p.dir.path().join("cut.json")).unwrap();
+    let tamper = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = json(&text);
+        f(&mut v);
+        p.write(name, serde_json::to_string(&v).unwrap());
+        let (code, _, err) = run(&p, &["verify", "m.onnx", "--proof", name]);
+        assert_eq!(code, 1, "{name} verified");
+        assert!(err.contains("invalid proof"), "{name}: {err}");
+    };
+    tamper("dropped.json", &|v| {
+        v["segments"]["proofs"].as_array_mut().unwrap().pop();
+    });
+    tamper("swapped.json", &|v| {
+        v["segments"]["proofs"].as_array_mut().unwrap().swap(0, 2);
+    });
+    tamper("output.json", &|v| {
+        let o = v["public_inputs"]["outputs"][3][0].as_i64().unwrap();
+        v["public_inputs"]["outputs"][3][0] = (o + 1).into();
+    });
+    // Cut at other nodes (the program has 4): the segment proofs are for other circuits.
+    tamper("recut.json", &|v| {
+        let other = if v["segments"]["ends"] == serde_json::json!([1, 2, 4]) {
+            serde_json::json!([1, 3, 4])
+        } else {
+            serde_json::json!([1, 2, 4])
+        };
+        v["segments"]["ends"] = other;
+    });
+}

@@ -47,6 +47,18 @@ fn unary(op: Op, in_bits: u32, out_bits: u32, x: i64, vis: Visibility) -> Case {
     Case::new(p.output(y).build(), vec![vec![x]], vis)
 }
 
+/// A segment's relu: it reads its input from a link and writes its output to one.
+fn link_relu(x: i64) -> Case {
+    let mut p = P::default();
+    let i = p.input(&[1, 1], 8);
+    let y = p.node(Op::Relu(crate::ops::relu::Relu), &[i], &[1, 1], 8);
+    let io = crate::circuit::Io {
+        task_inputs: 0,
+        public_outputs: 0,
+    };
+    Case::with_io(p.output(y).build(), vec![vec![x]], Visibility::Public, io)
+}
+
 fn relu(x: i64) -> Case {
     unary(
         Op::Relu(crate::ops::relu::Relu),
@@ -871,6 +883,26 @@ fn cases() -> Vec<Case3> {
             },
         ),
         (
+            Copy(C::PackLane),
+            "a segment's relu(5) whose output link commits to 6: 6 copied into the link's packing",
+            || {
+                let c = link_relu(5);
+                // The input link is packed first, the output link second.
+                let r = c.row("pack", 1);
+                c.forge().set(c.cfg.lane[0], r, 6).check(Copy(C::PackLane))
+            },
+        ),
+        (
+            Copy(C::Commitment),
+            "a segment's relu(5) claiming another commitment for the link it reads",
+            || {
+                let c = link_relu(5);
+                c.forge()
+                    .instance(|inst| inst[NONCE_ROWS] += Fp::one())
+                    .check(Copy(C::Commitment))
+            },
+        ),
+        (
             Copy(C::HashInput),
             "hashed relu(5) with the commitment of a packed element one higher",
             || {
@@ -881,7 +913,7 @@ fn cases() -> Vec<Case3> {
                     5,
                     Visibility::Hashed,
                 );
-                let packed = c.honest.values[&(c.cfg.acc, c.laid.packed_rows[0])];
+                let packed = c.honest.values[&(c.cfg.acc, c.laid.packed_rows[0][0])];
                 let row = c.circuit.generate_witness().unwrap();
                 let forged = packed + Fp::one();
                 c.forge()

@@ -154,7 +154,7 @@ fn dry_layout(c: &AivmCircuit) -> Laid {
     let cfg = config();
     let mut ctx = Ctx::new(&cfg, None, c.limb_bits);
     let inputs = c.witness.as_ref().map(|w| w.inputs.as_slice());
-    layout::layout(&mut ctx, &c.program, &c.tables, c.visibility, inputs).expect("layout")
+    layout::layout(&mut ctx, &c.program, &c.tables, &c.hash_groups(), inputs).expect("layout")
 }
 
 /// The salt of the test witnesses.
@@ -171,13 +171,25 @@ pub(crate) struct Case {
 
 impl Case {
     pub fn new(program: Arc<Program>, inputs: Vec<Vec<i64>>, vis: Visibility) -> Case {
+        let io = Io {
+            task_inputs: program.inputs.len(),
+            public_outputs: program.outputs.len(),
+        };
+        Case::with_io(program, inputs, vis, io)
+    }
+
+    /// A segment's case: inputs and outputs past `io`'s are links, salted `SALT + 1`, ….
+    pub fn with_io(program: Arc<Program>, inputs: Vec<Vec<i64>>, vis: Visibility, io: Io) -> Case {
         program
             .execute(&inputs)
             .expect("the honest witness executes");
-        let circuit = AivmCircuit::new(program, vis).with_witness(Witness {
-            inputs,
-            salt: Fp::from(SALT),
-        });
+        let circuit = AivmCircuit::with_io(program, vis, io);
+        let mut w = Witness::new(inputs, Fp::from(SALT));
+        let task_hashed = usize::from(vis == Visibility::Hashed && io.task_inputs > 0);
+        w.links = (1..=circuit.hash_groups().len() - task_hashed)
+            .map(|j| Fp::from(SALT + j as u64))
+            .collect();
+        let circuit = circuit.with_witness(w);
         let (laid, honest) = testing::with(None, HashMap::new(), true, || dry_layout(&circuit));
         let k = circuit.min_k();
         Case {
@@ -219,24 +231,58 @@ impl Case {
         }
     }
 
-    /// The instance a layout (with its trace) claims: nonce, inputs or commitment, outputs.
+    /// The instance a layout (with its trace) claims: nonce, inputs or commitment, input
+    /// links, public outputs, output links.
     fn instance_of(&self, laid: &Laid, trace: &Trace) -> Vec<Fp> {
         let at = |c: &ctx::Cell| trace.values[&(c.at.0, c.at.1)];
-        let input_part: Vec<Fp> = match self.circuit.visibility {
-            Visibility::Public => laid.inputs.iter().flatten().map(at).collect(),
-            Visibility::Hashed => {
-                let packed: Vec<Fp> = laid
-                    .packed_rows
+        let c = &self.circuit;
+        let groups = c.hash_groups();
+        let task_hashed = c.visibility == Visibility::Hashed && c.io.task_inputs > 0;
+        let commits: Vec<Fp> = laid
+            .packed_rows
+            .iter()
+            .enumerate()
+            .map(|(g, rows)| {
+                let packed: Vec<Fp> = rows
                     .iter()
                     .map(|&r| trace.values[&(self.cfg.acc, r)])
                     .collect();
-                vec![commit(Fp::from(SALT), &packed)]
-            }
-        };
+                let w = c.witness.as_ref().expect("a witness");
+                let salt = if task_hashed && g == 0 {
+                    w.salt
+                } else {
+                    w.links[g - usize::from(task_hashed)]
+                };
+                commit(salt, &packed)
+            })
+            .collect();
+        let n_in = groups.iter().filter(|g| !g.output).count();
         let mut v = nonce_fields(&[7; 32]).to_vec();
-        v.extend(input_part);
-        v.extend(laid.outputs.iter().flatten().map(at));
+        if c.visibility == Visibility::Public {
+            v.extend(laid.inputs[..c.io.task_inputs].iter().flatten().map(at));
+        }
+        v.extend(&commits[..n_in]);
+        v.extend(laid.outputs[..c.io.public_outputs].iter().flatten().map(at));
+        v.extend(&commits[n_in..]);
         v
+    }
+
+    /// Where the public outputs are in the instance.
+    fn public_outputs(&self) -> std::ops::Range<usize> {
+        let c = &self.circuit;
+        let groups = c.hash_groups();
+        let meta =
+            |io: &crate::program::IoSpec| crate::tensor::numel(&c.program.tensors[io.tensor].shape);
+        let inputs: usize = match c.visibility {
+            Visibility::Public => c.program.inputs[..c.io.task_inputs].iter().map(meta).sum(),
+            Visibility::Hashed => 0,
+        };
+        let start = NONCE_ROWS + inputs + groups.iter().filter(|g| !g.output).count();
+        let len: usize = c.program.outputs[..c.io.public_outputs]
+            .iter()
+            .map(meta)
+            .sum();
+        start..start + len
     }
 
     /// MockProver on the honest witness with the instance it claims.
@@ -245,7 +291,7 @@ impl Case {
         run_mock(self, &inst, None, &HashMap::new())
     }
 
-    /// The honest outputs as the executor computes them, as field elements.
+    /// The honest public outputs as the executor computes them, as field elements.
     pub fn executor_outputs(&self) -> Vec<Fp> {
         let w = self.circuit.witness.as_ref().expect("a witness");
         self.circuit
@@ -253,6 +299,7 @@ impl Case {
             .execute(&w.inputs)
             .expect("executes")
             .iter()
+            .take(self.circuit.io.public_outputs)
             .flatten()
             .map(|&v| fp(v as i128))
             .collect()
@@ -336,10 +383,8 @@ impl<'c> Forgery<'c> {
             f(&mut inst);
         }
         let honest = case.instance_of(&case.laid, &case.honest);
-        let n_out = case.executor_outputs().len();
-        let split = inst.len() - n_out;
         let shown = Shown {
-            output_forged: inst[split..] != case.executor_outputs()[..],
+            output_forged: inst[case.public_outputs()] != case.executor_outputs()[..],
             instance_forged: inst != honest,
         };
         let real = run_mock(case, &inst, None, &self.over);

@@ -443,10 +443,7 @@ proptest! {
     fn an_overflowing_output_is_neither_executed_nor_proven(seed in any::<u64>()) {
         let (family, p, ins) = random_program(seed, -1);
         prop_assume!(p.execute(&ins).is_err());
-        let circuit = AivmCircuit::new(p, Visibility::Public).with_witness(Witness {
-            inputs: ins,
-            salt: Fp::from(SALT),
-        });
+        let circuit = AivmCircuit::new(p, Visibility::Public).with_witness(Witness::new(ins, Fp::from(SALT)));
         let (laid, trace) = testing::with(None, HashMap::new(), true, || dry_layout(&circuit));
         let case = Case { honest: trace.unwrap(), laid, k: circuit.min_k(), cfg: config(), circuit };
         let inst = case.instance_of(&case.laid, &case.honest);

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use ff::PrimeField;
 use halo2_proofs::pasta::{EqAffine, Fp};
 use halo2_proofs::plonk::{self, ProvingKey, SingleVerifier, VerifyingKey};
@@ -23,7 +22,6 @@ use crate::circuit::{self, AivmCircuit, Visibility, Witness};
 use crate::error::{AivmError, Result};
 use crate::program::ModelId;
 use crate::program::Program;
-use crate::wire::{R, W};
 
 /// The proof system, as named in proof envelopes.
 pub const SCHEME: &str = "halo2-ipa-pasta-blake2b";
@@ -244,8 +242,16 @@ impl Keys {
         cache: &ParamsCache,
         proving: bool,
     ) -> Result<Keys> {
-        let model_id = program.id();
-        let circuit = AivmCircuit::new(program, visibility);
+        Keys::derive_circuit(AivmCircuit::new(program, visibility), cache, proving)
+    }
+
+    /// [`Keys::derive`] for a circuit (a segment's, with links).
+    pub fn derive_circuit(
+        circuit: AivmCircuit,
+        cache: &ParamsCache,
+        proving: bool,
+    ) -> Result<Keys> {
+        let model_id = circuit.program.id();
         let mut k = circuit.min_k();
         loop {
             let params = cache.get(k)?;
@@ -278,6 +284,47 @@ impl Keys {
         }
     }
 
+    /// A proof of this circuit for `witness` and `instance` (no check). Without a kept proving
+    /// key, derives one for this proof only and drops it after.
+    pub fn prove_instance(&self, witness: Witness, instance: &[Fp]) -> Result<Vec<u8>> {
+        let derived;
+        let pk = match &self.pk {
+            Some(pk) => pk.as_ref(),
+            None => {
+                derived =
+                    plonk::keygen_pk(&self.params, self.vk.clone(), &self.circuit).map_err(perr)?;
+                &derived
+            }
+        };
+        let circuit = self.circuit.with_witness(witness);
+        let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        let mut transcript = Blake2bWrite::<_, EqAffine, Challenge255<_>>::init(vec![]);
+        plonk::create_proof(
+            &self.params,
+            pk,
+            &[circuit],
+            &[&[instance]],
+            &mut rng,
+            &mut transcript,
+        )
+        .map_err(perr)?;
+        Ok(transcript.finalize())
+    }
+
+    /// Checks proof bytes of this circuit against `instance`.
+    pub fn verify_instance(&self, instance: &[Fp], proof: &[u8]) -> Result<()> {
+        let strategy = SingleVerifier::new(&self.params);
+        let mut transcript = Blake2bRead::<_, EqAffine, Challenge255<_>>::init(proof);
+        plonk::verify_proof(
+            &self.params,
+            &self.vk,
+            strategy,
+            &[&[instance]],
+            &mut transcript,
+        )
+        .map_err(|e| AivmError::InvalidProof(ProofError::Verification(format!("{e:?}"))))
+    }
+
     /// A digest of the verifying key (blake3 of its pinned form): two parties derived the same
     /// key exactly when their digests are equal.
     pub fn vk_digest(&self) -> [u8; 32] {
@@ -289,7 +336,8 @@ impl Keys {
     }
 
     /// Proves one inference: runs the program on the quantized inputs and proves the result,
-    /// bound to `nonce`. Hashed inputs get a fresh random salt.
+    /// bound to `nonce`. Hashed inputs get a fresh random salt. Keys without a proving key
+    /// derive one for this proof.
     pub fn prove(&self, inputs: &[Vec<i64>], nonce: [u8; 32], rng: &mut impl Rng) -> Result<Proof> {
         self.prove_with_salt(inputs, nonce, None, rng)
     }
@@ -303,10 +351,6 @@ impl Keys {
         salt: Option<Fp>,
         rng: &mut impl Rng,
     ) -> Result<Proof> {
-        let pk = self
-            .pk
-            .as_ref()
-            .ok_or_else(|| AivmError::Prove("these keys have no proving key".into()))?;
         let program = &self.circuit.program;
         let outputs = program.execute(inputs)?;
         let salt = match salt {
@@ -328,20 +372,7 @@ impl Keys {
             }
         };
         let instance = circuit::instance(circuit::nonce_fields(&nonce), &input_part, &outputs);
-        let circuit = self.circuit.with_witness(Witness {
-            inputs: inputs.to_vec(),
-            salt,
-        });
-        let mut transcript = Blake2bWrite::<_, EqAffine, Challenge255<_>>::init(vec![]);
-        plonk::create_proof(
-            &self.params,
-            pk,
-            &[circuit],
-            &[&[&instance]],
-            rng,
-            &mut transcript,
-        )
-        .map_err(perr)?;
+        let bytes = self.prove_instance(Witness::new(inputs.to_vec(), salt), &instance)?;
         let proof = Proof {
             model_id: self.model_id,
             k: self.k,
@@ -349,8 +380,9 @@ impl Keys {
             nonce,
             input: public_inputs,
             outputs,
-            proof: transcript.finalize(),
+            proof: bytes,
             compile: None,
+            segments: None,
         };
         // A proof that does not verify is never handed out: the circuit and the executor
         // disagreeing is a bug, and this is where it shows instead of at a verifier.
@@ -365,6 +397,11 @@ impl Keys {
     /// Verifies a proof against these keys: the model id and `k` must be this program's, and
     /// the proof must hold for its public inputs.
     pub fn verify(&self, proof: &Proof) -> Result<()> {
+        if proof.segments.is_some() {
+            return Err(AivmError::InvalidProof(ProofError::Segments(
+                "a segmented proof; this model proves in one circuit".into(),
+            )));
+        }
         if proof.model_id != self.model_id {
             return Err(AivmError::InvalidProof(ProofError::OtherModel {
                 proof: proof.model_id,
@@ -418,17 +455,21 @@ impl Keys {
             &input_part,
             &proof.outputs,
         );
-        let strategy = SingleVerifier::new(&self.params);
-        let mut transcript = Blake2bRead::<_, EqAffine, Challenge255<_>>::init(&proof.proof[..]);
-        plonk::verify_proof(
-            &self.params,
-            &self.vk,
-            strategy,
-            &[&[&instance]],
-            &mut transcript,
-        )
-        .map_err(|e| AivmError::InvalidProof(ProofError::Verification(format!("{e:?}"))))
+        self.verify_instance(&instance, &proof.proof)
     }
+}
+
+/// The proof's public inputs (when values) and outputs have the program's shapes.
+pub(crate) fn check_io_shapes(program: &Program, proof: &Proof) -> Result<()> {
+    let shapes = |ios: &[crate::program::IoSpec]| -> Vec<Vec<usize>> {
+        ios.iter()
+            .map(|io| program.tensors[io.tensor].shape.clone())
+            .collect()
+    };
+    if let PublicInput::Values(v) = &proof.input {
+        check_shapes(shapes(&program.inputs).iter(), v, "input")?;
+    }
+    check_shapes(shapes(&program.outputs).iter(), &proof.outputs, "output")
 }
 
 fn check_shapes<'a>(
@@ -485,42 +526,39 @@ pub struct Proof {
     pub proof: Vec<u8>,
     /// Present for proofs made from an ONNX file (JSON form only).
     pub compile: Option<CompileRecord>,
+    /// Present for a segmented proof (then `proof` is empty and `k` the largest segment's).
+    pub segments: Option<Segments>,
 }
 
-/// The JSON envelope of a proof.
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    version: u32,
-    scheme: String,
-    model_id: String,
-    k: u32,
-    input_visibility: Visibility,
-    public_inputs: PublicJson,
-    proof: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    compile: Option<CompileRecord>,
+impl Segments {
+    /// The cut these segments claim.
+    pub fn cut(&self) -> crate::segment::Cut {
+        crate::segment::Cut {
+            splits: self
+                .splits
+                .iter()
+                .map(|&(node, channels, rows)| crate::split::Split {
+                    node,
+                    channels,
+                    rows,
+                })
+                .collect(),
+            ends: self.ends.clone(),
+        }
+    }
 }
 
-#[derive(Serialize, Deserialize)]
-struct PublicJson {
-    nonce: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    inputs: Option<Vec<Vec<i64>>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    input_commitment: Option<String>,
-    outputs: Vec<Vec<i64>>,
-}
-
-fn unhex32(s: &str, what: &str) -> Result<[u8; 32]> {
-    crate::wire::unhex(s)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| malformed(format!("{what} must be 64 hex digits")))
-}
-
-use crate::wire::hex;
-
-fn malformed(reason: impl Into<String>) -> AivmError {
-    AivmError::InvalidProof(ProofError::Malformed(reason.into()))
+/// The segments of a segmented proof (see [`crate::segment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segments {
+    /// The splits applied before cutting, in order: `(node, channel parts, row parts)`.
+    pub splits: Vec<(usize, usize, usize)>,
+    /// Where each segment ends: a node index (exclusive); the last is the program's length.
+    pub ends: Vec<usize>,
+    /// Every link's commitment, by tensor id (in tensor order).
+    pub links: Vec<(usize, [u8; 32])>,
+    /// Each segment's `k` and proof bytes, in order.
+    pub proofs: Vec<(u32, Vec<u8>)>,
 }
 
 /// Why a proof is refused.
@@ -550,160 +588,12 @@ pub enum ProofError {
     /// The envelope or binary form cannot be read.
     #[error("{0}")]
     Malformed(String),
+    /// A segmented proof's cuts, links or segment proofs do not hold.
+    #[error("segments: {0}")]
+    Segments(String),
 }
 
-const MAGIC: &[u8; 8] = b"LCPROOF\0";
-
-impl Proof {
-    /// The JSON envelope.
-    pub fn to_json(&self) -> String {
-        let (inputs, input_commitment) = match &self.input {
-            PublicInput::Values(v) => (Some(v.clone()), None),
-            PublicInput::Commitment(c) => (None, Some(hex(c))),
-        };
-        let env = Envelope {
-            version: PROOF_VERSION,
-            scheme: SCHEME.into(),
-            model_id: self.model_id.to_string(),
-            k: self.k,
-            input_visibility: self.visibility,
-            public_inputs: PublicJson {
-                nonce: hex(&self.nonce),
-                inputs,
-                input_commitment,
-                outputs: self.outputs.clone(),
-            },
-            proof: base64::engine::general_purpose::STANDARD.encode(&self.proof),
-            compile: self.compile.clone(),
-        };
-        serde_json::to_string_pretty(&env).expect("serialisable")
-    }
-
-    /// Parses a JSON envelope, refusing other versions and schemes.
-    pub fn from_json(text: &str) -> Result<Proof> {
-        let env: Envelope = serde_json::from_str(text)
-            .map_err(|e| malformed(format!("not a proof envelope: {e}")))?;
-        if env.version != PROOF_VERSION {
-            return Err(malformed(format!(
-                "proof envelope version {} is not supported (this build reads version {PROOF_VERSION})",
-                env.version
-            )));
-        }
-        if env.scheme != SCHEME {
-            return Err(malformed(format!(
-                "proof scheme \"{}\" is not {SCHEME}",
-                env.scheme
-            )));
-        }
-        let input = match (
-            env.input_visibility,
-            env.public_inputs.inputs,
-            env.public_inputs.input_commitment,
-        ) {
-            (Visibility::Public, Some(v), None) => PublicInput::Values(v),
-            (Visibility::Hashed, None, Some(c)) => {
-                PublicInput::Commitment(unhex32(&c, "input_commitment")?)
-            }
-            _ => {
-                return Err(malformed("public inputs do not match the input visibility"));
-            }
-        };
-        Ok(Proof {
-            model_id: env
-                .model_id
-                .parse()
-                .map_err(|_| malformed("model_id must be 64 hex digits"))?,
-            k: env.k,
-            visibility: env.input_visibility,
-            nonce: unhex32(&env.public_inputs.nonce, "nonce")?,
-            input,
-            outputs: env.public_inputs.outputs,
-            proof: base64::engine::general_purpose::STANDARD
-                .decode(env.proof.as_bytes())
-                .map_err(|_| malformed("the proof is not valid base64"))?,
-            compile: env.compile,
-        })
-    }
-
-    /// The compact binary form.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = W(Vec::new());
-        w.0.extend_from_slice(MAGIC);
-        w.0.extend_from_slice(&PROOF_VERSION.to_le_bytes());
-        w.0.extend_from_slice(&self.model_id.0);
-        w.u(self.k as u64);
-        w.0.extend_from_slice(&self.nonce);
-        match &self.input {
-            PublicInput::Values(v) => {
-                w.u(0);
-                w.len(v.len());
-                v.iter().for_each(|t| w.i64s(t));
-            }
-            PublicInput::Commitment(c) => {
-                w.u(1);
-                w.0.extend_from_slice(c);
-            }
-        }
-        w.len(self.outputs.len());
-        self.outputs.iter().for_each(|t| w.i64s(t));
-        w.len(self.proof.len());
-        w.0.extend_from_slice(&self.proof);
-        w.0
-    }
-
-    /// Parses the compact binary form.
-    pub fn from_bytes(b: &[u8]) -> Result<Proof> {
-        let bad = |e: AivmError| malformed(format!("binary proof: {e}"));
-        let mut r = R { b, pos: 0 };
-        if r.take(8).map_err(bad)? != MAGIC {
-            return Err(malformed("not a binary lightchain proof"));
-        }
-        let version = u32::from_le_bytes(r.take(4).map_err(bad)?.try_into().expect("4 bytes"));
-        if version != PROOF_VERSION {
-            return Err(malformed(format!(
-                "binary proof version {version} is not supported"
-            )));
-        }
-        let model_id = ModelId(r.take(32).map_err(bad)?.try_into().expect("32 bytes"));
-        let k = r.u32().map_err(bad)?;
-        let nonce: [u8; 32] = r.take(32).map_err(bad)?.try_into().expect("32 bytes");
-        let (visibility, input) = match r.u().map_err(bad)? {
-            0 => {
-                let n = r.count().map_err(bad)?;
-                let v = (0..n)
-                    .map(|_| r.i64s())
-                    .collect::<Result<_>>()
-                    .map_err(bad)?;
-                (Visibility::Public, PublicInput::Values(v))
-            }
-            1 => (
-                Visibility::Hashed,
-                PublicInput::Commitment(r.take(32).map_err(bad)?.try_into().expect("32 bytes")),
-            ),
-            _ => return Err(malformed("unknown input visibility")),
-        };
-        let n = r.count().map_err(bad)?;
-        let outputs = (0..n)
-            .map(|_| r.i64s())
-            .collect::<Result<_>>()
-            .map_err(bad)?;
-        let len = r.count().map_err(bad)?;
-        let proof = r.take(len).map_err(bad)?.to_vec();
-        if r.pos != b.len() {
-            return Err(malformed("trailing bytes after the proof"));
-        }
-        Ok(Proof {
-            model_id,
-            k,
-            visibility,
-            nonce,
-            input,
-            outputs,
-            proof,
-            compile: None,
-        })
-    }
-}
+mod envelope;
 
 #[cfg(test)]
 mod tests {

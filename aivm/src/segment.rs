@@ -1,0 +1,623 @@
+//! Segment proofs: a program whose circuit needs more memory than a task may use is cut between
+//! nodes into segments whose circuits fit, and proven segment by segment.
+//!
+//! A segment is the sub-program of consecutive nodes `[start, end)`. Its inputs are the task's
+//! inputs (all of them, public or hashed as the task says, when any of its nodes reads one)
+//! followed by its *input links*: tensors an earlier segment produced, in tensor order. Its
+//! outputs are the program outputs it produces (public) followed by its *output links*: the
+//! tensors it produces that a later segment reads, in tensor order. Each link is committed to
+//! with its own salted Poseidon chain (private values, private salt: the commitment reveals
+//! nothing about the activations), and the commitment is a public input of both the segment
+//! that produces the tensor and every segment that reads it. The verifier builds every
+//! segment's instance from one table of link commitments, so producer and readers are checked
+//! against the same value: by Poseidon's binding and the injective packing of range-checked
+//! values, the reader's inputs are the producer's outputs. Every segment's instance also holds
+//! the task nonce, so segments of different tasks cannot be mixed.
+//!
+//! Any cut is sound; [`plan`] chooses the cuts greedily so that each segment's domain stays
+//! within the `k` a memory limit allows ([`max_k_within`]).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use halo2_proofs::pasta::Fp;
+use rand_core::Rng;
+
+use crate::circuit::{self, AivmCircuit, Io, Visibility, Witness, ctx::fp};
+use crate::error::{AivmError, Result};
+use crate::gas::memory_estimate_mb;
+use crate::program::{IoSpec, ModelId, Program};
+use crate::proof::{Keys, ParamsCache, Proof, ProofError, PublicInput, Segments, random_salt};
+use crate::split::{self, Split};
+
+/// At most this many segments per program (an envelope with more is refused unread).
+pub const MAX_SEGMENTS: usize = 4096;
+
+/// The largest `k` whose proving fits in `memory_mb` (by [`memory_estimate_mb`]).
+pub fn max_k_within(memory_mb: u64) -> Option<u32> {
+    (4..=24).rev().find(|&k| memory_estimate_mb(k) <= memory_mb)
+}
+
+/// One segment of a program.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub nodes: Range<usize>,
+    /// The sub-program: the segment's nodes; inputs: the task's (when read) then the input
+    /// links; outputs: the public outputs it produces, then the output links.
+    pub program: Arc<Program>,
+    pub io: Io,
+    /// Tensor ids of the input links.
+    pub links_in: Vec<usize>,
+    /// Indices into the program's outputs of the public outputs it produces.
+    pub public_out: Vec<usize>,
+    /// Tensor ids of the output links.
+    pub links_out: Vec<usize>,
+}
+
+fn segment_err(reason: impl Into<String>) -> AivmError {
+    AivmError::Segment(reason.into())
+}
+
+/// Who produces each tensor (`None`: a program input) and the last node reading it.
+struct Flow {
+    producer: Vec<Option<usize>>,
+    last_reader: Vec<Option<usize>>,
+}
+
+impl Flow {
+    fn of(program: &Program) -> Flow {
+        let mut producer = vec![None; program.tensors.len()];
+        let mut last_reader = vec![None; program.tensors.len()];
+        for (i, n) in program.nodes.iter().enumerate() {
+            producer[n.output] = Some(i);
+            for &t in &n.inputs {
+                last_reader[t] = Some(i);
+            }
+        }
+        Flow {
+            producer,
+            last_reader,
+        }
+    }
+}
+
+/// The segment of nodes `[start, end)`.
+fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Result<Segment> {
+    let is_input = |t: usize| program.inputs.iter().any(|io| io.tensor == t);
+    let before = |t: usize| flow.producer[t].is_none_or(|p| p < nodes.start);
+    let mut reads: Vec<usize> = program.nodes[nodes.clone()]
+        .iter()
+        .flat_map(|n| n.inputs.iter().copied())
+        .filter(|&t| before(t))
+        .collect();
+    reads.sort_unstable();
+    reads.dedup();
+    let task = reads.iter().any(|&t| is_input(t));
+    let links_in: Vec<usize> = reads.into_iter().filter(|&t| !is_input(t)).collect();
+    let inside = |t: usize| flow.producer[t].is_some_and(|p| nodes.contains(&p));
+    let public_out: Vec<usize> = (0..program.outputs.len())
+        .filter(|&j| inside(program.outputs[j].tensor))
+        .collect();
+    let links_out: Vec<usize> = (0..program.tensors.len())
+        .filter(|&t| inside(t) && flow.last_reader[t].is_some_and(|r| r >= nodes.end))
+        .collect();
+    let link = |t: usize| IoSpec {
+        name: format!("t{t}"),
+        tensor: t,
+    };
+    let mut inputs = if task {
+        program.inputs.clone()
+    } else {
+        Vec::new()
+    };
+    let task_inputs = inputs.len();
+    inputs.extend(links_in.iter().map(|&t| link(t)));
+    let mut outputs: Vec<IoSpec> = public_out
+        .iter()
+        .map(|&j| program.outputs[j].clone())
+        .collect();
+    outputs.extend(links_out.iter().map(|&t| link(t)));
+    let sub = Program {
+        tensors: program.tensors.clone(),
+        inputs,
+        outputs,
+        nodes: program.nodes[nodes.clone()].to_vec(),
+    };
+    Ok(Segment {
+        io: Io {
+            task_inputs,
+            public_outputs: public_out.len(),
+        },
+        nodes,
+        program: Arc::new(sub),
+        links_in,
+        public_out,
+        links_out,
+    })
+}
+
+/// The segments ending at `ends` (each segment's end node, exclusive; the last is the number
+/// of nodes). Refuses cuts that are not strictly increasing or do not cover the program.
+pub fn segments(program: &Program, ends: &[usize]) -> Result<Vec<Segment>> {
+    let n = program.nodes.len();
+    if ends.is_empty() || ends.len() > MAX_SEGMENTS || ends.last() != Some(&n) {
+        return Err(segment_err(format!(
+            "{} cuts do not end at the program's {n} nodes",
+            ends.len()
+        )));
+    }
+    if ends.windows(2).any(|w| w[0] >= w[1]) || ends[0] == 0 {
+        return Err(segment_err("cuts must be strictly increasing"));
+    }
+    if let Some(o) = program
+        .outputs
+        .iter()
+        .find(|o| program.inputs.iter().any(|i| i.tensor == o.tensor))
+    {
+        return Err(segment_err(format!(
+            "output \"{}\" is an input: such a program is not cut",
+            o.name
+        )));
+    }
+    let flow = Flow::of(program);
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts
+        .zip(ends)
+        .map(|(s, &e)| segment(program, &flow, s..e))
+        .collect()
+}
+
+/// The `k` of a segment's circuit.
+fn segment_k(seg: &Segment, visibility: Visibility) -> u32 {
+    AivmCircuit::with_io(seg.program.clone(), visibility, seg.io).min_k()
+}
+
+/// How a program is cut: its channel splits (applied in order), then the end of each segment
+/// in the split program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub splits: Vec<Split>,
+    pub ends: Vec<usize>,
+}
+
+/// The greedy cut of a program, or the first node that alone does not fit.
+enum Greedy {
+    Ends(Vec<usize>),
+    TooBig { node: usize, k: u32 },
+}
+
+fn greedy(program: &Program, visibility: Visibility, max_k: u32) -> Result<Greedy> {
+    let flow = Flow::of(program);
+    let n = program.nodes.len();
+    let fits = |r: Range<usize>| -> Result<(bool, u32)> {
+        let k = segment_k(&segment(program, &flow, r)?, visibility);
+        Ok((k <= max_k, k))
+    };
+    let mut ends = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let (ok, k) = fits(start..start + 1)?;
+        if !ok {
+            return Ok(Greedy::TooBig { node: start, k });
+        }
+        let mut end = start + 1;
+        while end < n && fits(start..end + 1)?.0 {
+            end += 1;
+        }
+        ends.push(end);
+        start = end;
+    }
+    Ok(Greedy::Ends(ends))
+}
+
+/// The smallest split (fewest parts, then fewest row parts) of the convolution chain holding
+/// `node` whose every part fits in one segment of at most `2^max_k` rows.
+fn split_to_fit(
+    program: &Program,
+    visibility: Visibility,
+    node: usize,
+    max_k: u32,
+) -> Result<Option<(Split, Program)>> {
+    let Some(start) = (0..=node)
+        .rev()
+        .find(|&s| split::chain(program, s).is_some_and(|r| r.contains(&node)))
+    else {
+        return Ok(None);
+    };
+    let (channels, rows) = split::limits(program, start).expect("a chain");
+    let mut grids: Vec<(usize, usize)> = (1..=channels)
+        .flat_map(|c| (1..=rows).map(move |r| (c, r)))
+        .filter(|&(c, r)| c * r >= 2)
+        .collect();
+    grids.sort_by_key(|&(c, r)| (c * r, r));
+    for (c, r) in grids {
+        let s = Split {
+            node: start,
+            channels: c,
+            rows: r,
+        };
+        let q = split::apply(program, s)?;
+        // Each part (its input band's copies, then its chain: the nodes up to its last
+        // chain node) as one segment.
+        let len = split::chain(program, start).map_or(0, |r| r.len());
+        let flow = Flow::of(&q);
+        let mut fit = true;
+        let mut from = start;
+        for _ in 0..c * r {
+            let mut end = from;
+            let mut chain_nodes = 0;
+            while chain_nodes < len {
+                if !matches!(q.nodes[end].op, crate::ops::Op::Copy(_)) || chain_nodes > 0 {
+                    chain_nodes += 1;
+                }
+                end += 1;
+            }
+            if segment_k(&segment(&q, &flow, from..end)?, visibility) > max_k {
+                fit = false;
+                break;
+            }
+            from = end;
+        }
+        if fit {
+            return Ok(Some((s, q)));
+        }
+    }
+    Ok(None)
+}
+
+/// Cuts `program` into segments whose domains are at most `2^max_k` rows: each segment takes
+/// as many further nodes as fit; a convolution too big for one segment is first split by
+/// output channels ([`crate::split`]). Refuses a node that fits neither way.
+pub fn plan(program: &Program, visibility: Visibility, max_k: u32) -> Result<Cut> {
+    let mut p = program.clone();
+    let mut splits = Vec::new();
+    loop {
+        let (node, k) = match greedy(&p, visibility, max_k)? {
+            Greedy::Ends(ends) => return Ok(Cut { splits, ends }),
+            Greedy::TooBig { node, k } => (node, k),
+        };
+        // A copy too big for a segment (the Concat of a split chain's parts) goes when the
+        // convolution reading it is split too: its parts read only the pieces they need.
+        let target = match &p.nodes[node].op {
+            crate::ops::Op::Copy(_) => {
+                let t = p.nodes[node].output;
+                (node + 1..p.nodes.len())
+                    .find(|&j| p.nodes[j].inputs.contains(&t) && split::chain(&p, j).is_some())
+                    .unwrap_or(node)
+            }
+            _ => node,
+        };
+        match split_to_fit(&p, visibility, target, max_k)? {
+            Some((s, q)) if splits.len() < MAX_SEGMENTS => {
+                splits.push(s);
+                p = q;
+            }
+            _ => {
+                let n = &p.nodes[node];
+                return Err(segment_err(format!(
+                    "node \"{}\" ({}) alone needs k = {k} (about {} MB to prove), more than the limit allows (k = {max_k}, {} MB)",
+                    n.name,
+                    n.op.kind(),
+                    memory_estimate_mb(k),
+                    memory_estimate_mb(max_k)
+                )));
+            }
+        }
+    }
+}
+
+/// Keys of a segmented program: one [`Keys`] per segment. Proving keys are derived one
+/// segment at a time while proving (and dropped after it) unless they were kept, so proving
+/// needs the memory of one segment's circuit, not of all of them.
+pub struct SegmentKeys {
+    pub model_id: ModelId,
+    pub program: Arc<Program>,
+    /// The program with the cut's splits applied (what the segments are cut from).
+    pub split: Arc<Program>,
+    pub visibility: Visibility,
+    pub cut: Cut,
+    pub segments: Vec<Segment>,
+    /// Each segment's keys (with a proving key only when kept).
+    pub keys: Vec<Keys>,
+}
+
+impl std::fmt::Debug for SegmentKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentKeys")
+            .field("model_id", &self.model_id)
+            .field("cut", &self.cut)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SegmentKeys {
+    /// Derives every segment's verifying key (and, with `keep_proving`, its proving key).
+    pub fn derive(
+        program: Arc<Program>,
+        visibility: Visibility,
+        cut: &Cut,
+        cache: &ParamsCache,
+        keep_proving: bool,
+    ) -> Result<SegmentKeys> {
+        if cut.splits.len() > MAX_SEGMENTS {
+            return Err(segment_err("too many splits"));
+        }
+        let split = Arc::new(split::apply_all(&program, &cut.splits)?);
+        let segments = segments(&split, &cut.ends)?;
+        let keys = segments
+            .iter()
+            .map(|s| {
+                let c = AivmCircuit::with_io(s.program.clone(), visibility, s.io);
+                Keys::derive_circuit(c, cache, keep_proving)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SegmentKeys {
+            model_id: program.id(),
+            program,
+            split,
+            visibility,
+            cut: cut.clone(),
+            segments,
+            keys,
+        })
+    }
+
+    /// The largest segment domain.
+    pub fn k(&self) -> u32 {
+        self.keys.iter().map(|k| k.k).max().unwrap_or(0)
+    }
+
+    /// Tensor ids of every link, in order.
+    fn links(&self) -> Vec<usize> {
+        let mut t: Vec<usize> = self
+            .segments
+            .iter()
+            .flat_map(|s| s.links_out.iter().copied())
+            .collect();
+        t.sort_unstable();
+        t
+    }
+
+    /// Proves one inference segment by segment (at most `workers` segments at once), bound to
+    /// `nonce`; hashed inputs take `salt` (or a fresh one), every link a fresh salt.
+    pub fn prove(
+        &self,
+        inputs: &[Vec<i64>],
+        nonce: [u8; 32],
+        salt: Option<Fp>,
+        workers: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Proof> {
+        let program = &self.split;
+        let all = program.execute_all(inputs)?;
+        let salt = salt.unwrap_or_else(|| random_salt(rng));
+        let links = self.links();
+        let link_salts: Vec<Fp> = links.iter().map(|_| random_salt(rng)).collect();
+        let salt_of = |t: usize| link_salts[links.binary_search(&t).expect("a link")];
+        let commitments: Vec<(usize, [u8; 32])> = links
+            .iter()
+            .map(|&t| {
+                let io = [IoSpec {
+                    name: String::new(),
+                    tensor: t,
+                }];
+                let c = circuit::commitment(program, &io, &all[t..t + 1], salt_of(t));
+                (t, ff::PrimeField::to_repr(&c))
+            })
+            .collect();
+        let outputs: Vec<Vec<i64>> = program
+            .outputs
+            .iter()
+            .map(|o| all[o.tensor].clone())
+            .collect();
+        let input = match self.visibility {
+            Visibility::Public => PublicInput::Values(inputs.to_vec()),
+            Visibility::Hashed => PublicInput::Commitment(ff::PrimeField::to_repr(
+                &circuit::input_commitment(program, inputs, salt),
+            )),
+        };
+        let mut proof = Proof {
+            model_id: self.model_id,
+            k: self.k(),
+            visibility: self.visibility,
+            nonce,
+            input,
+            outputs,
+            proof: Vec::new(),
+            compile: None,
+            segments: Some(Segments {
+                splits: self
+                    .cut
+                    .splits
+                    .iter()
+                    .map(|s| (s.node, s.channels, s.rows))
+                    .collect(),
+                ends: self.cut.ends.clone(),
+                links: commitments,
+                proofs: Vec::new(),
+            }),
+        };
+        let jobs: Vec<(usize, Witness, Vec<Fp>)> = self
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let values: Vec<Vec<i64>> = s
+                    .program
+                    .inputs
+                    .iter()
+                    .map(|io| all[io.tensor].clone())
+                    .collect();
+                let mut w = Witness::new(values, salt);
+                w.links = s
+                    .links_in
+                    .iter()
+                    .chain(&s.links_out)
+                    .map(|&t| salt_of(t))
+                    .collect();
+                let inst = self.instance(i, &proof).expect("the prover's own instance");
+                (i, w, inst)
+            })
+            .collect();
+        let proofs = run_parallel(jobs, workers.max(1), |(i, w, inst)| {
+            let keys = &self.keys[i];
+            keys.prove_instance(w, &inst).map(|p| (keys.k, p))
+        })?;
+        proof.segments.as_mut().expect("segmented").proofs = proofs;
+        self.verify(&proof).map_err(|e| {
+            AivmError::Prove(format!(
+                "the segment proofs just made do not verify ({e}); this is a bug in lightchain, please report it"
+            ))
+        })?;
+        Ok(proof)
+    }
+
+    /// The public instance of segment `i` of a proof: nonce, the task's input part (when the
+    /// segment reads the task's inputs), its input links' commitments, its public outputs, its
+    /// output links' commitments. Link commitments come from the proof's one table.
+    fn instance(&self, i: usize, proof: &Proof) -> Result<Vec<Fp>> {
+        let seg = &self.segments[i];
+        let table = &proof.segments.as_ref().expect("segmented").links;
+        let link = |t: usize| -> Result<Fp> {
+            let c = table
+                .binary_search_by_key(&t, |l| l.0)
+                .map(|j| table[j].1)
+                .map_err(|_| invalid(format!("no commitment for link t{t}")))?;
+            Option::from(<Fp as ff::PrimeField>::from_repr(c))
+                .ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))
+        };
+        let mut v = circuit::nonce_fields(&proof.nonce).to_vec();
+        if seg.io.task_inputs > 0 {
+            match &proof.input {
+                PublicInput::Values(x) => v.extend(x.iter().flatten().map(|&x| fp(x as i128))),
+                PublicInput::Commitment(c) => v.push(
+                    Option::from(<Fp as ff::PrimeField>::from_repr(*c))
+                        .ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))?,
+                ),
+            }
+        }
+        for &t in &seg.links_in {
+            v.push(link(t)?);
+        }
+        for &j in &seg.public_out {
+            v.extend(proof.outputs[j].iter().map(|&x| fp(x as i128)));
+        }
+        for &t in &seg.links_out {
+            v.push(link(t)?);
+        }
+        Ok(v)
+    }
+
+    /// Verifies a segmented proof: the model, its cuts and its links are this program's,
+    /// every segment's proof holds for its instance.
+    pub fn verify(&self, proof: &Proof) -> Result<()> {
+        if proof.model_id != self.model_id {
+            return Err(AivmError::InvalidProof(ProofError::OtherModel {
+                proof: proof.model_id,
+                expected: self.model_id,
+            }));
+        }
+        let segs = proof
+            .segments
+            .as_ref()
+            .ok_or_else(|| invalid("a single proof, not a segmented one".into()))?;
+        if segs.ends != self.cut.ends || segs.cut().splits != self.cut.splits {
+            return Err(invalid(format!(
+                "the proof is cut into {} segments at other nodes than these keys' {}",
+                segs.ends.len(),
+                self.cut.ends.len()
+            )));
+        }
+        if segs.proofs.len() != self.keys.len() {
+            return Err(invalid(format!(
+                "{} segment proofs for {} segments",
+                segs.proofs.len(),
+                self.keys.len()
+            )));
+        }
+        let tensors: Vec<usize> = segs.links.iter().map(|l| l.0).collect();
+        if tensors != self.links() {
+            return Err(invalid(
+                "the link table does not list this program's links".into(),
+            ));
+        }
+        if proof.visibility != self.visibility {
+            return Err(AivmError::InvalidProof(ProofError::VisibilityMismatch));
+        }
+        crate::proof::check_io_shapes(&self.program, proof)?;
+        for (i, ((k, bytes), keys)) in segs.proofs.iter().zip(&self.keys).enumerate() {
+            if *k != keys.k {
+                return Err(invalid(format!(
+                    "segment {i} claims k = {k}; it proves at k = {}",
+                    keys.k
+                )));
+            }
+            let inst = self.instance(i, proof)?;
+            keys.verify_instance(&inst, bytes)
+                .map_err(|e| invalid(format!("segment {i}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(reason: String) -> AivmError {
+    AivmError::InvalidProof(ProofError::Segments(reason))
+}
+
+/// Runs `f` over `jobs` on at most `workers` threads, keeping the jobs' order in the results;
+/// the first error wins.
+fn run_parallel<J: Send, T: Send>(
+    jobs: Vec<J>,
+    workers: usize,
+    f: impl Fn(J) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let n = jobs.len();
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().rev().collect::<Vec<_>>());
+    let results: std::sync::Mutex<Vec<Option<Result<T>>>> =
+        std::sync::Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(n) {
+            s.spawn(|| {
+                loop {
+                    // Jobs are taken in order (the queue is reversed below).
+                    let job = queue.lock().expect("queue").pop();
+                    let Some((i, job)) = job else { break };
+                    let r = f(job);
+                    results.lock().expect("results")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
+}
+
+/// Where to cut `program` so that proving it needs at most `memory_mb` (by
+/// [`memory_estimate_mb`]): `None` when one circuit fits.
+pub fn cuts_within(
+    program: &Program,
+    visibility: Visibility,
+    memory_mb: u64,
+) -> Result<Option<Cut>> {
+    let max_k = max_k_within(memory_mb).ok_or_else(|| {
+        segment_err(format!(
+            "{memory_mb} MB is below the smallest circuit's {} MB",
+            memory_estimate_mb(4)
+        ))
+    })?;
+    if AivmCircuit::new(Arc::new(program.clone()), visibility).min_k() <= max_k {
+        return Ok(None);
+    }
+    plan(program, visibility, max_k).map(Some)
+}
+
+/// How many segments of domain `k` prove at once within `memory_mb`: at least one, at most
+/// one per core.
+pub fn workers(memory_mb: u64, k: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ((memory_mb / memory_estimate_mb(k).max(1)) as usize).clamp(1, cores)
+}
