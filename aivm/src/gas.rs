@@ -154,7 +154,12 @@ pub fn charge(program: &Program, inputs: &[Vec<i64>], proof: &crate::proof::Proo
         crate::proof::PublicInput::Commitment(_) => 1,
     };
     let circuit = AivmCircuit::new(std::sync::Arc::new(program.clone()), proof.visibility);
-    SCHEDULE.price(usage(&circuit, proof.k, n_in, n_out, public_in))
+    // A segmented task is priced as the whole program's circuit, exactly as it was quoted.
+    let k = match proof.segments {
+        Some(_) => circuit.min_k(),
+        None => proof.k,
+    };
+    SCHEDULE.price(usage(&circuit, k, n_in, n_out, public_in))
 }
 
 /// Estimated peak memory of proving at `k`, in MB: a base plus a per-row cost measured on the

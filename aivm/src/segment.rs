@@ -621,3 +621,88 @@ pub fn workers(memory_mb: u64, k: u32) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     ((memory_mb / memory_estimate_mb(k).max(1)) as usize).clamp(1, cores)
 }
+
+/// The keys of a model under a memory limit: one circuit when it fits, else its segments.
+#[derive(Debug)]
+pub enum ModelKeys {
+    One(Box<Keys>),
+    Cut(SegmentKeys),
+}
+
+impl ModelKeys {
+    /// Derives the keys proving `program` within `memory_mb` (proving keys kept with
+    /// `proving`: a long-lived prover such as a devnet executor).
+    pub fn derive(
+        program: Arc<Program>,
+        visibility: Visibility,
+        memory_mb: u64,
+        cache: &ParamsCache,
+        proving: bool,
+    ) -> Result<ModelKeys> {
+        Ok(match cuts_within(&program, visibility, memory_mb)? {
+            None => ModelKeys::One(Box::new(Keys::derive(program, visibility, cache, proving)?)),
+            Some(cut) => ModelKeys::Cut(SegmentKeys::derive(
+                program, visibility, &cut, cache, proving,
+            )?),
+        })
+    }
+
+    /// The program proven.
+    pub fn program(&self) -> &Arc<Program> {
+        match self {
+            ModelKeys::One(k) => &k.circuit.program,
+            ModelKeys::Cut(k) => &k.program,
+        }
+    }
+
+    /// The domain size (the largest segment's).
+    pub fn k(&self) -> u32 {
+        match self {
+            ModelKeys::One(k) => k.k,
+            ModelKeys::Cut(k) => k.k(),
+        }
+    }
+
+    /// Segments proven per task (1: one circuit).
+    pub fn segments(&self) -> usize {
+        match self {
+            ModelKeys::One(_) => 1,
+            ModelKeys::Cut(k) => k.keys.len(),
+        }
+    }
+
+    /// A digest of the verifying key(s): of every segment's, in order, when cut.
+    pub fn vk_digest(&self) -> [u8; 32] {
+        match self {
+            ModelKeys::One(k) => k.vk_digest(),
+            ModelKeys::Cut(k) => {
+                let mut h = blake3::Hasher::new();
+                for s in &k.keys {
+                    h.update(&s.vk_digest());
+                }
+                *h.finalize().as_bytes()
+            }
+        }
+    }
+
+    /// Proves one inference (see [`Keys::prove_with_salt`]); segments one after another.
+    pub fn prove_with_salt(
+        &self,
+        inputs: &[Vec<i64>],
+        nonce: [u8; 32],
+        salt: Option<Fp>,
+        rng: &mut impl Rng,
+    ) -> Result<Proof> {
+        match self {
+            ModelKeys::One(k) => k.prove_with_salt(inputs, nonce, salt, rng),
+            ModelKeys::Cut(k) => k.prove(inputs, nonce, salt, 1, rng),
+        }
+    }
+
+    pub fn verify(&self, proof: &Proof) -> Result<()> {
+        match self {
+            ModelKeys::One(k) => k.verify(proof),
+            ModelKeys::Cut(k) => k.verify(proof),
+        }
+    }
+}

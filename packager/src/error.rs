@@ -41,10 +41,10 @@ pub enum PackageError {
     #[error(transparent)]
     Aivm(#[from] lightchain_aivm::AivmError),
 
-    /// The proving memory estimate exceeds the manifest's limit.
+    /// The proving memory estimate exceeds the manifest's limit, and no cut into segments fits.
     #[error(
-        "proving needs an estimated {estimate_mb} MB (k = {k}), more than the manifest's limit of {limit_mb} MB; \
-         raise [limits] memory_mb or use a smaller model"
+        "proving needs an estimated {estimate_mb} MB (k = {k}) in one circuit, more than the manifest's limit of {limit_mb} MB, \
+         and the model cannot be cut into segments that fit; raise [limits] memory_mb or use a smaller model"
     )]
     MemoryLimit {
         estimate_mb: u64,

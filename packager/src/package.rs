@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use lightchain_aivm::AivmError;
 use lightchain_aivm::accuracy::{argmax_rows, compare};
 use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::gas::{self, GasReport};
 use lightchain_aivm::guard::{GuardLimits, guard_bytes};
-use lightchain_aivm::proof::{CompileRecord, Keys, ParamsCache};
+use lightchain_aivm::proof::{CompileRecord, ParamsCache};
+use lightchain_aivm::segment::ModelKeys;
 use lightchain_aivm::wire::hex;
 use lightchain_aivm::{Calibration, Inputs, Model, Program, QuantConfig, Tensor};
 use serde::{Deserialize, Serialize};
@@ -239,12 +241,12 @@ pub struct VectorRun {
 pub fn run_test_vector(
     dir: &Path,
     model: &Model,
-    keys: &Keys,
-    verifier: &Keys,
+    keys: &ModelKeys,
+    verifier: &ModelKeys,
     t: &TestVector,
     nonce_seed: u64,
 ) -> std::result::Result<VectorRun, String> {
-    let program = &keys.circuit.program;
+    let program = keys.program();
     let text = read_text(dir, &t.input).map_err(|e| e.to_string())?;
     let inputs = model.parse_inputs(&text).map_err(|e| e.to_string())?;
     let expected = read_expected(dir, t, model).map_err(|e| e.to_string())?;
@@ -258,7 +260,9 @@ pub fn run_test_vector(
     nonce[..8].copy_from_slice(&nonce_seed.to_le_bytes());
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let start = std::time::Instant::now();
-    let proof = keys.prove(&q, nonce, &mut rng).map_err(|e| e.to_string())?;
+    let proof = keys
+        .prove_with_salt(&q, nonce, None, &mut rng)
+        .map_err(|e| e.to_string())?;
     let prove_seconds = start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
     verifier
@@ -268,12 +272,12 @@ pub fn run_test_vector(
         outputs: got.into_iter().map(|t| t.data).collect(),
         prove_seconds,
         verify_seconds: start.elapsed().as_secs_f64(),
-        proof_bytes: proof.proof.len(),
+        proof_bytes: proof.proof_len(),
     })
 }
 
 /// Builds the package of the project in `dir`: guards and lowers the model, checks the schema,
-/// calibrates, derives the keys, checks the memory limit, runs every test vector through the
+/// calibrates, derives the keys (of segments, over the memory limit), runs every test vector through the
 /// executor and the prover (unless `run_vectors` is false: `lightchain test` runs them itself),
 /// and returns the package bytes.
 pub fn build(
@@ -325,22 +329,28 @@ pub fn build(
     let program = Arc::new(program);
     let visibility = manifest.proving.input_visibility;
 
+    // A circuit over the memory limit is proven in segments that fit; a program that cannot be
+    // cut to fit is refused.
     let k = lightchain_aivm::circuit::AivmCircuit::new(program.clone(), visibility).min_k();
-    let estimate = memory_estimate_mb(k);
-    if estimate > manifest.limits.memory_mb {
-        return Err(PackageError::MemoryLimit {
-            estimate_mb: estimate,
-            limit_mb: manifest.limits.memory_mb,
-            k,
-        });
-    }
+    let limit = manifest.limits.memory_mb;
     progress(Stage::Keygen { k });
-    let keys = Keys::derive(program.clone(), visibility, params, true)?;
+    let keys = ModelKeys::derive(program.clone(), visibility, limit, params, true).map_err(
+        |e| match e {
+            AivmError::Segment(_) => PackageError::MemoryLimit {
+                estimate_mb: memory_estimate_mb(k),
+                limit_mb: limit,
+                k,
+            },
+            e => e.into(),
+        },
+    )?;
+    let estimate = memory_estimate_mb(keys.k());
 
     if run_vectors {
-        let verifier = Keys::derive(
+        let verifier = ModelKeys::derive(
             Arc::new(Program::decode(&program.encode())?),
             visibility,
+            limit,
             params,
             false,
         )?;
@@ -366,7 +376,7 @@ pub fn build(
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         model_id: program.id().to_string(),
-        k: keys.k,
+        k: keys.k(),
         input_visibility: visibility,
         vk_digest: hex(&keys.vk_digest()),
         memory_estimate_mb: estimate,
@@ -587,10 +597,12 @@ pub fn load(bytes: &[u8]) -> Result<Package> {
 
 impl Package {
     /// Proving and verifying keys of the package (verifying only unless `proving`).
-    pub fn keys(&self, params: &ParamsCache, proving: bool) -> Result<Keys> {
-        Ok(Keys::derive(
+    /// Over the manifest's memory limit, the keys of its segments.
+    pub fn keys(&self, params: &ParamsCache, proving: bool) -> Result<ModelKeys> {
+        Ok(ModelKeys::derive(
             self.program.clone(),
             self.info.input_visibility,
+            self.manifest.limits.memory_mb,
             params,
             proving,
         )?)

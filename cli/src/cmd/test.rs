@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use lightchain_aivm::Program;
-use lightchain_aivm::proof::{Keys, ParamsCache};
+use lightchain_aivm::proof::ParamsCache;
+use lightchain_aivm::segment::ModelKeys;
 use serde::Serialize;
 
 use crate::cmd::package::stage_progress;
@@ -124,9 +125,10 @@ impl TestArgs {
                     proof_bytes: None,
                 });
                 let keys = pkg.keys(&params, true)?;
-                let verifier = Keys::derive(
+                let verifier = ModelKeys::derive(
                     Arc::new(Program::decode(&pkg.program.encode())?),
                     pkg.info.input_visibility,
+                    pkg.manifest.limits.memory_mb,
                     &params,
                     false,
                 )?;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use ff::PrimeField;
 use halo2_proofs::pasta::Fp;
 use lightchain_aivm::gas;
-use lightchain_aivm::proof::{Keys, ParamsCache, Proof, PublicInput};
+use lightchain_aivm::proof::{ParamsCache, Proof, PublicInput};
+use lightchain_aivm::segment::ModelKeys;
 use lightchain_packager::Package;
 
 use super::state::{ModelRecord, State, Task, TaskStatus};
@@ -66,7 +67,7 @@ type LoadOutcome = Result<Arc<Package>, String>;
 pub struct Runtime {
     pub params: ParamsCache,
     packages: Lock<HashMap<[u8; 32], LoadOutcome>>,
-    keys: Lock<HashMap<(String, bool), Arc<Keys>>>,
+    keys: Lock<HashMap<(String, bool), Arc<ModelKeys>>>,
     gas: Lock<HashMap<[u8; 32], gas::GasReport>>,
     checked: Lock<HashMap<[u8; 32], Result<Accepted, ResultError>>>,
 }
@@ -117,7 +118,7 @@ impl Runtime {
         g
     }
 
-    fn keys(&self, m: &ModelRecord, proving: bool) -> Result<Arc<Keys>, RuntimeError> {
+    fn keys(&self, m: &ModelRecord, proving: bool) -> Result<Arc<ModelKeys>, RuntimeError> {
         if let Some(k) = self.keys.lock().get(&(m.model_id.clone(), proving)) {
             return Ok(k.clone());
         }
@@ -136,12 +137,12 @@ impl Runtime {
     }
 
     /// Keys with a proving key (executors).
-    pub fn prover(&self, m: &ModelRecord) -> Result<Arc<Keys>, RuntimeError> {
+    pub fn prover(&self, m: &ModelRecord) -> Result<Arc<ModelKeys>, RuntimeError> {
         self.keys(m, true)
     }
 
     /// Verifying keys, derived from the program alone.
-    pub fn verifier(&self, m: &ModelRecord) -> Result<Arc<Keys>, RuntimeError> {
+    pub fn verifier(&self, m: &ModelRecord) -> Result<Arc<ModelKeys>, RuntimeError> {
         self.keys(m, false)
     }
 
