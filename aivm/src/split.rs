@@ -331,16 +331,6 @@ pub fn apply(program: &Program, split: Split) -> Result<Program> {
     }
     let last = &program.nodes[range.end - 1];
     let out_meta = program.tensors[last.output].clone();
-    let concat = |p: &Program, name: String, axis: usize, ins: Vec<usize>, out: usize| PNode {
-        name,
-        onnx_op: "Concat".into(),
-        op: Op::Copy(CopySpec::Concat {
-            axis,
-            in_shapes: ins.iter().map(|&t| p.tensors[t].shape.clone()).collect(),
-        }),
-        inputs: ins,
-        output: out,
-    };
     let mut finals = Vec::new();
     for (a, b, row_outs) in channel_outs {
         if row_outs.len() == 1 {
@@ -352,7 +342,7 @@ pub fn apply(program: &Program, split: Split) -> Result<Program> {
         } else {
             new_tensor(&mut p, &out_meta, b - a, out_meta.shape[2])
         };
-        concats.push(concat(
+        concats.push(concat_node(
             &p,
             format!("{}/concat_rows[c{a}..{b}]", last.name),
             2,
@@ -362,7 +352,7 @@ pub fn apply(program: &Program, split: Split) -> Result<Program> {
         finals.push(t);
     }
     if split.channels > 1 {
-        concats.push(concat(
+        concats.push(concat_node(
             &p,
             format!("{}/concat", last.name),
             1,
@@ -427,16 +417,13 @@ fn split_columns(program: &Program, node: usize, parts: usize) -> Program {
         });
         outs.push(out);
     }
-    nodes.push(PNode {
-        name: format!("{}/concat", orig.name),
-        onnx_op: "Concat".into(),
-        op: Op::Copy(CopySpec::Concat {
-            axis,
-            in_shapes: outs.iter().map(|&t| p.tensors[t].shape.clone()).collect(),
-        }),
-        inputs: outs,
-        output: orig.output,
-    });
+    nodes.push(concat_node(
+        &p,
+        format!("{}/concat", orig.name),
+        axis,
+        outs,
+        orig.output,
+    ));
     p.nodes.splice(node..node + 1, nodes);
     p
 }
@@ -471,16 +458,13 @@ fn rows_of(
             return subs[0];
         }
         let y = new_tensor(p, &meta, meta.shape[1], last - first);
-        out.push(PNode {
-            name: format!("{name}/in_rows{first}..{last}"),
-            onnx_op: "Concat".into(),
-            op: Op::Copy(CopySpec::Concat {
-                axis,
-                in_shapes: subs.iter().map(|&s| p.tensors[s].shape.clone()).collect(),
-            }),
-            inputs: subs,
-            output: y,
-        });
+        out.push(concat_node(
+            p,
+            format!("{name}/in_rows{first}..{last}"),
+            axis,
+            subs,
+            y,
+        ));
         y
     };
     match concat {
@@ -518,6 +502,20 @@ fn rows_of(
             });
             y
         }
+    }
+}
+
+/// A Concat of tensors `ins` of `p` along `axis`, written to `out`.
+fn concat_node(p: &Program, name: String, axis: usize, ins: Vec<usize>, out: usize) -> PNode {
+    PNode {
+        name,
+        onnx_op: "Concat".into(),
+        op: Op::Copy(CopySpec::Concat {
+            axis,
+            in_shapes: ins.iter().map(|&t| p.tensors[t].shape.clone()).collect(),
+        }),
+        inputs: ins,
+        output: out,
     }
 }
 
