@@ -27,7 +27,9 @@ use crate::circuit::{self, AivmCircuit, Io, Visibility, Witness, ctx::fp};
 use crate::error::{AivmError, Result};
 use crate::gas::memory_estimate_mb;
 use crate::program::{IoSpec, ModelId, Program};
-use crate::proof::{Keys, ParamsCache, Proof, ProofError, PublicInput, Segments, random_salt};
+use crate::proof::{
+    Keys, ParamsCache, Proof, ProofError, PublicInput, Segments, commitment_field, random_salt,
+};
 use crate::split::{self, Split};
 
 /// At most this many segments per program (an envelope with more is refused unread).
@@ -82,7 +84,7 @@ impl Flow {
 }
 
 /// The segment of nodes `[start, end)`.
-fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Result<Segment> {
+fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Segment {
     let is_input = |t: usize| program.inputs.iter().any(|io| io.tensor == t);
     let before = |t: usize| flow.producer[t].is_none_or(|p| p < nodes.start);
     let mut reads: Vec<usize> = program.nodes[nodes.clone()]
@@ -123,7 +125,7 @@ fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Result<Segmen
         outputs,
         nodes: program.nodes[nodes.clone()].to_vec(),
     };
-    Ok(Segment {
+    Segment {
         io: Io {
             task_inputs,
             public_outputs: public_out.len(),
@@ -133,7 +135,7 @@ fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Result<Segmen
         links_in,
         public_out,
         links_out,
-    })
+    }
 }
 
 /// The segments ending at `ends` (each segment's end node, exclusive; the last is the number
@@ -161,10 +163,10 @@ pub fn segments(program: &Program, ends: &[usize]) -> Result<Vec<Segment>> {
     }
     let flow = Flow::of(program);
     let starts = std::iter::once(0).chain(ends.iter().copied());
-    starts
+    Ok(starts
         .zip(ends)
         .map(|(s, &e)| segment(program, &flow, s..e))
-        .collect()
+        .collect())
 }
 
 /// The `k` of a segment's circuit.
@@ -190,7 +192,7 @@ fn greedy(program: &Program, visibility: Visibility, max_k: u32) -> Result<Greed
     let flow = Flow::of(program);
     let n = program.nodes.len();
     let fits = |r: Range<usize>| -> Result<(bool, u32)> {
-        let k = segment_k(&segment(program, &flow, r)?, visibility);
+        let k = segment_k(&segment(program, &flow, r), visibility);
         Ok((k <= max_k, k))
     };
     let mut ends = Vec::new();
@@ -252,7 +254,7 @@ fn split_to_fit(
                 }
                 end += 1;
             }
-            if segment_k(&segment(&q, &flow, from..end)?, visibility) > max_k {
+            if segment_k(&segment(&q, &flow, from..end), visibility) > max_k {
                 fit = false;
                 break;
             }
@@ -483,17 +485,13 @@ impl SegmentKeys {
                 .binary_search_by_key(&t, |l| l.0)
                 .map(|j| table[j].1)
                 .map_err(|_| invalid(format!("no commitment for link t{t}")))?;
-            Option::from(<Fp as ff::PrimeField>::from_repr(c))
-                .ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))
+            commitment_field(&c)
         };
         let mut v = circuit::nonce_fields(&proof.nonce).to_vec();
         if seg.io.task_inputs > 0 {
             match &proof.input {
                 PublicInput::Values(x) => v.extend(x.iter().flatten().map(|&x| fp(x as i128))),
-                PublicInput::Commitment(c) => v.push(
-                    Option::from(<Fp as ff::PrimeField>::from_repr(*c))
-                        .ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))?,
-                ),
+                PublicInput::Commitment(c) => v.push(commitment_field(c)?),
             }
         }
         for &t in &seg.links_in {
@@ -599,20 +597,25 @@ fn run_parallel<J: Send, T: Send>(
 /// Where to cut `program` so that proving it needs at most `memory_mb` (by
 /// [`memory_estimate_mb`]): `None` when one circuit fits.
 pub fn cuts_within(
-    program: &Program,
+    program: &Arc<Program>,
     visibility: Visibility,
     memory_mb: u64,
 ) -> Result<Option<Cut>> {
-    let max_k = max_k_within(memory_mb).ok_or_else(|| {
+    let max_k = limit_k(memory_mb)?;
+    if AivmCircuit::new(program.clone(), visibility).min_k() <= max_k {
+        return Ok(None);
+    }
+    plan(program, visibility, max_k).map(Some)
+}
+
+/// [`max_k_within`], or why no circuit fits.
+fn limit_k(memory_mb: u64) -> Result<u32> {
+    max_k_within(memory_mb).ok_or_else(|| {
         segment_err(format!(
             "{memory_mb} MB is below the smallest circuit's {} MB",
             memory_estimate_mb(4)
         ))
-    })?;
-    if AivmCircuit::new(Arc::new(program.clone()), visibility).min_k() <= max_k {
-        return Ok(None);
-    }
-    plan(program, visibility, max_k).map(Some)
+    })
 }
 
 /// How many segments of domain `k` prove at once within `memory_mb`: at least one, at most
@@ -639,12 +642,18 @@ impl ModelKeys {
         cache: &ParamsCache,
         proving: bool,
     ) -> Result<ModelKeys> {
-        Ok(match cuts_within(&program, visibility, memory_mb)? {
-            None => ModelKeys::One(Box::new(Keys::derive(program, visibility, cache, proving)?)),
-            Some(cut) => ModelKeys::Cut(SegmentKeys::derive(
-                program, visibility, &cut, cache, proving,
-            )?),
-        })
+        // The whole circuit is laid out once: to see whether it fits, then for its keys.
+        let max_k = limit_k(memory_mb)?;
+        let whole = AivmCircuit::new(program.clone(), visibility);
+        if whole.min_k() <= max_k {
+            return Ok(ModelKeys::One(Box::new(Keys::derive_circuit(
+                whole, cache, proving,
+            )?)));
+        }
+        let cut = plan(&program, visibility, max_k)?;
+        Ok(ModelKeys::Cut(SegmentKeys::derive(
+            program, visibility, &cut, cache, proving,
+        )?))
     }
 
     /// The program proven.

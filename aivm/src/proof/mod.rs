@@ -418,38 +418,17 @@ impl Keys {
         }
         let program = &self.circuit.program;
         let input_part: Vec<Fp> = match (&proof.input, self.visibility()) {
-            (PublicInput::Values(v), Visibility::Public) => {
-                check_shapes(
-                    program
-                        .inputs
-                        .iter()
-                        .map(|io| &program.tensors[io.tensor].shape),
-                    v,
-                    "input",
-                )?;
-                v.iter()
-                    .flatten()
-                    .map(|&x| circuit::ctx::fp(x as i128))
-                    .collect()
-            }
-            (PublicInput::Commitment(c), Visibility::Hashed) => {
-                vec![
-                    Option::from(Fp::from_repr(*c))
-                        .ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))?,
-                ]
-            }
+            (PublicInput::Values(v), Visibility::Public) => v
+                .iter()
+                .flatten()
+                .map(|&x| circuit::ctx::fp(x as i128))
+                .collect(),
+            (PublicInput::Commitment(c), Visibility::Hashed) => vec![commitment_field(c)?],
             _ => {
                 return Err(AivmError::InvalidProof(ProofError::VisibilityMismatch));
             }
         };
-        check_shapes(
-            program
-                .outputs
-                .iter()
-                .map(|io| &program.tensors[io.tensor].shape),
-            &proof.outputs,
-            "output",
-        )?;
+        check_io_shapes(program, proof)?;
         let instance = circuit::instance(
             circuit::nonce_fields(&proof.nonce),
             &input_part,
@@ -457,6 +436,11 @@ impl Keys {
         );
         self.verify_instance(&instance, &proof.proof)
     }
+}
+
+/// An input or link commitment's bytes as a field element (refused when not canonical).
+pub(crate) fn commitment_field(c: &[u8; 32]) -> Result<Fp> {
+    Option::from(Fp::from_repr(*c)).ok_or(AivmError::InvalidProof(ProofError::CommitmentNotField))
 }
 
 /// The proof's public inputs (when values) and outputs have the program's shapes.
