@@ -1,52 +1,21 @@
 //! Devnet tests: validators in one process commit blocks with proven tasks, agree on every
 //! block, reject bad results, survive crashes, partitions, restarts and a Byzantine validator,
-//! keep encrypted inputs private, and speak JSON-RPC 2.0 to the letter.
+//! keep encrypted inputs private, and speak JSON-RPC 2.0 to the letter. (The short fault suite
+//! is `tests/chaos.rs`, a binary of its own.)
 
 mod basics;
-mod chaos;
 mod encryption;
 mod mempool;
 mod recovery;
 mod rpc;
 
-use std::sync::OnceLock;
 use std::time::Duration;
-
-use lightchain_aivm::proof::ParamsCache;
-use lightchain_devnet::DevnetConfig;
 
 pub use lightchain_test_utils::{copy_dir, params_dir, repo, template_dir};
 
-/// The package of a template, built once per test binary.
-pub fn package(template: &str) -> Vec<u8> {
-    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
-        OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(b) = cache.lock().unwrap().get(template) {
-        return b.clone();
-    }
-    let dir = lightchain_test_utils::template_project(template);
-    let (bytes, _) = lightchain_packager::build(
-        dir.path(),
-        &ParamsCache { dir: params_dir() },
-        false,
-        &mut |_| {},
-    )
-    .unwrap();
-    cache.lock().unwrap().insert(template.into(), bytes.clone());
-    bytes
-}
-
-pub fn input(template: &str, file: &str) -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(template_dir(template).join("tests").join(file)).unwrap(),
-    )
-    .unwrap()
-}
-
-pub fn config() -> DevnetConfig {
-    DevnetConfig::test().with_params_dir(params_dir())
-}
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{config, input, package};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
