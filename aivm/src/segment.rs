@@ -56,6 +56,31 @@ pub struct Segment {
     pub links_out: Vec<usize>,
 }
 
+/// One segment's share of proving one inference: its witness (its input values and the salts
+/// of its links) and its public instance. It holds activations (and, for the first segment,
+/// the task's inputs): hand it only to a prover trusted with those.
+#[derive(Clone)]
+pub struct SegmentJob {
+    pub index: usize,
+    pub witness: Witness,
+    pub instance: Vec<Fp>,
+}
+
+impl std::fmt::Debug for SegmentJob {
+    // Shapes only: never the values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentJob")
+            .field("index", &self.index)
+            .field(
+                "inputs",
+                &self.witness.inputs.iter().map(Vec::len).collect::<Vec<_>>(),
+            )
+            .field("links", &self.witness.links.len())
+            .field("instance", &self.instance.len())
+            .finish()
+    }
+}
+
 fn segment_err(reason: impl Into<String>) -> AivmError {
     AivmError::Segment(reason.into())
 }
@@ -390,6 +415,23 @@ impl SegmentKeys {
         workers: usize,
         rng: &mut impl Rng,
     ) -> Result<Proof> {
+        let (proof, jobs) = self.plan_proof(inputs, nonce, salt, rng)?;
+        let proofs = run_parallel(jobs, workers.max(1), |job| self.prove_segment(&job))?;
+        self.assemble(proof, proofs)
+    }
+
+    /// Everything proving one inference needs, as independent jobs: the envelope without its
+    /// segment proofs (outputs, input part and link table filled in), and one job per
+    /// segment. Whoever holds these keys can prove any job ([`Self::prove_segment`]); the
+    /// proofs go back into the envelope with [`Self::assemble`]. Hashed inputs take `salt`
+    /// (or a fresh one), every link a fresh salt.
+    pub fn plan_proof(
+        &self,
+        inputs: &[Vec<i64>],
+        nonce: [u8; 32],
+        salt: Option<Fp>,
+        rng: &mut impl Rng,
+    ) -> Result<(Proof, Vec<SegmentJob>)> {
         let program = &self.split;
         let all = program.execute_all(inputs)?;
         let salt = salt.unwrap_or_else(|| random_salt(rng));
@@ -418,7 +460,7 @@ impl SegmentKeys {
                 &circuit::input_commitment(program, inputs, salt),
             )),
         };
-        let mut proof = Proof {
+        let proof = Proof {
             model_id: self.model_id,
             k: self.k(),
             visibility: self.visibility,
@@ -439,7 +481,7 @@ impl SegmentKeys {
                 proofs: Vec::new(),
             }),
         };
-        let jobs: Vec<(usize, Witness, Vec<Fp>)> = self
+        let jobs = self
             .segments
             .iter()
             .enumerate()
@@ -450,25 +492,69 @@ impl SegmentKeys {
                     .iter()
                     .map(|io| all[io.tensor].clone())
                     .collect();
-                let mut w = Witness::new(values, salt);
-                w.links = s
+                // The input's salt only where the segment hashes the task's inputs: a
+                // helper proving a later segment never learns it.
+                let salt = if s.io.task_inputs > 0 {
+                    salt
+                } else {
+                    <Fp as ff::Field>::ZERO
+                };
+                let mut witness = Witness::new(values, salt);
+                witness.links = s
                     .links_in
                     .iter()
                     .chain(&s.links_out)
                     .map(|&t| salt_of(t))
                     .collect();
-                let inst = self.instance(i, &proof).expect("the prover's own instance");
-                (i, w, inst)
+                let instance = self.instance(i, &proof).expect("the prover's own instance");
+                SegmentJob {
+                    index: i,
+                    witness,
+                    instance,
+                }
             })
             .collect();
-        let proofs = run_parallel(jobs, workers.max(1), |(i, w, inst)| {
-            let keys = &self.keys[i];
-            keys.prove_instance(w, &inst).map(|p| (keys.k, p))
-        })?;
-        proof.segments.as_mut().expect("segmented").proofs = proofs;
+        Ok((proof, jobs))
+    }
+
+    /// Proves one segment's job: `(k, proof bytes)`.
+    pub fn prove_segment(&self, job: &SegmentJob) -> Result<(u32, Vec<u8>)> {
+        let keys = self
+            .keys
+            .get(job.index)
+            .ok_or_else(|| segment_err(format!("no segment {}", job.index)))?;
+        keys.prove_instance(job.witness.clone(), &job.instance)
+            .map(|p| (keys.k, p))
+    }
+
+    /// Checks one segment's proof against its job's instance (a proof from another prover,
+    /// before it goes into the envelope).
+    pub fn check_segment(&self, job: &SegmentJob, proof: &(u32, Vec<u8>)) -> Result<()> {
+        let keys = self
+            .keys
+            .get(job.index)
+            .ok_or_else(|| segment_err(format!("no segment {}", job.index)))?;
+        if proof.0 != keys.k {
+            return Err(invalid(format!(
+                "segment {} claims k = {}; it proves at k = {}",
+                job.index, proof.0, keys.k
+            )));
+        }
+        keys.verify_instance(&job.instance, &proof.1)
+            .map_err(|e| invalid(format!("segment {}: {e}", job.index)))
+    }
+
+    /// Puts every segment's proof (in segment order) into the envelope [`Self::plan_proof`]
+    /// made, and verifies the whole.
+    pub fn assemble(&self, mut proof: Proof, proofs: Vec<(u32, Vec<u8>)>) -> Result<Proof> {
+        proof
+            .segments
+            .as_mut()
+            .ok_or_else(|| segment_err("not a segmented envelope"))?
+            .proofs = proofs;
         self.verify(&proof).map_err(|e| {
             AivmError::Prove(format!(
-                "the segment proofs just made do not verify ({e}); this is a bug in lightchain, please report it"
+                "the segment proofs do not verify together ({e}); this is a bug in lightchain, please report it"
             ))
         })?;
         Ok(proof)

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub store: Lock<Option<Arc<Store>>>,
     pub views: Vec<Arc<Shared<ChainView>>>,
     pub behaviors: Vec<Arc<Shared<Behavior>>>,
+    /// What each validator's executor did.
+    pub stats: Vec<Arc<Shared<crate::executor::ExecStats>>>,
     pub runtimes: Vec<Arc<Runtime>>,
     pub slots: Vec<Slot>,
     pub accounts: Vec<DevAccount>,
@@ -379,13 +381,24 @@ impl DevnetApi {
         input: TaskInput,
         gas_price: u64,
     ) -> Result<String> {
+        self.send_transaction(self.task_tx(key, model, input, gas_price))
+    }
+
+    /// A signed task submission at the sender's next nonce, not sent: its task id is the hex
+    /// of its hash (and its executor follows from that).
+    pub fn task_tx(
+        &self,
+        key: &AccountKey,
+        model: &ModelRecord,
+        input: TaskInput,
+        gas_price: u64,
+    ) -> SignedTx {
         let kind = TxKind::SubmitTask {
             model_id: model.model_id.clone(),
             gas_limit: model.gas,
             input,
         };
-        let tx = self.body(key, gas_price, kind).sign(key, self.chain_id());
-        self.send_transaction(tx)
+        self.body(key, gas_price, kind).sign(key, self.chain_id())
     }
 
     /// A quote for one task of a deployed model.
@@ -499,6 +512,12 @@ impl DevnetApi {
             return Err(DevnetError::NotFound(format!("validator {validator}")));
         }
         Ok(())
+    }
+
+    /// What a validator's executor did: tasks, and segments proven for itself and others.
+    pub fn executor_stats(&self, validator: usize) -> Result<crate::executor::ExecStats> {
+        self.check_index(validator)?;
+        Ok(self.inner.stats[validator].read().clone())
     }
 
     /// Fault injection: how a validator behaves.

@@ -22,6 +22,7 @@ use crate::consensus::node::{Node, Timeouts, Wiring};
 use crate::consensus::wal::Wal;
 use crate::crypto::{self, AccountKey};
 use crate::error::{DevnetError, Result};
+use crate::executor::{ExecStats, Executor};
 use crate::lock::{Lock, Shared};
 use crate::net::{NetMsg, Network};
 use crate::store::{Loaded, Store};
@@ -302,6 +303,7 @@ struct Boot<'a> {
 struct Started {
     view: Arc<Shared<ChainView>>,
     behavior: Arc<Shared<Behavior>>,
+    stats: Arc<Shared<ExecStats>>,
     runtime: Arc<Runtime>,
     slot: Slot,
 }
@@ -364,15 +366,24 @@ impl Boot<'_> {
             parked: Lock::new(None),
         };
         slot.spawn(&self.net, app);
-        let (k2, rt2, net2, b2) = (k.clone(), rt.clone(), self.net.clone(), behavior.clone());
-        let chain_id = start.state.chain_id.clone();
+        let stats = Arc::new(Shared::new(ExecStats::default()));
+        let executor = Executor::new(
+            k.clone(),
+            start.state.chain_id.clone(),
+            rt.clone(),
+            self.net.clone(),
+            behavior.clone(),
+            stats.clone(),
+            jobs_rx,
+        );
         std::thread::Builder::new()
             .name(format!("executor-{i}"))
-            .spawn(move || crate::validator::run_executor(k2, chain_id, rt2, net2, b2, jobs_rx))
+            .spawn(move || executor.run())
             .map_err(DevnetError::Thread)?;
         Ok(Started {
             view,
             behavior,
+            stats,
             runtime: rt,
             slot,
         })
@@ -412,10 +423,12 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         clock: Clock::default(),
     };
     let (mut views, mut behaviors, mut runtimes, mut slots) = (vec![], vec![], vec![], vec![]);
+    let mut stats = vec![];
     for k in &keys {
         let v = boot.start(k)?;
         views.push(v.view);
         behaviors.push(v.behavior);
+        stats.push(v.stats);
         runtimes.push(v.runtime);
         slots.push(v.slot);
     }
@@ -427,6 +440,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         store: Lock::new(store.clone()),
         views,
         behaviors,
+        stats,
         runtimes,
         slots,
         accounts,

@@ -3,14 +3,16 @@
 //! [`spawn`] starts N validators (default 4), each with its own keys, chain state, mempool,
 //! write-ahead log and AIVM caches, connected by a simulated in-process network ([`net`]) that
 //! can crash, partition and delay them, and agreeing through Malachite's Tendermint core
-//! ([`consensus`]). Tasks are executed and proven by a deterministically chosen executor; every
-//! other validator verifies the proof before voting for the block that carries it
-//! ([`chain::exec`]). A JSON-RPC 2.0 server ([`rpc`]) serves the chain on loopback; [`store`]
+//! ([`consensus`]). Tasks are executed and proven by a deterministically chosen executor (a
+//! model proven in segments has its segments proven by the other validators too, each checked
+//! by the executor: [`executor`]); every other validator verifies the proof before voting for
+//! the block that carries it ([`chain::exec`]). A JSON-RPC 2.0 server ([`rpc`]) serves the chain on loopback; [`store`]
 //! persists it with `--state DIR`.
 //!
 //! The rooms: [`config`] and [`error`]; [`handle`] starts the validators and holds them;
 //! [`api`] is what the RPC calls; [`chain`] is the pure state transition (its [`chain::encode`]
-//! is what gets hashed and signed); [`validator`] and [`consensus`] are one validator;
+//! is what gets hashed and signed); [`validator`], [`executor`] and [`consensus`] are one
+//! validator;
 //! [`mempool`], [`seal`] (encrypted inputs), [`checker`] (uploaded packages, out of process),
 //! [`clock`] and [`lock`] serve them.
 //!
@@ -30,6 +32,7 @@ pub mod config;
 pub mod consensus;
 pub mod crypto;
 pub mod error;
+pub mod executor;
 pub mod handle;
 pub mod lock;
 pub mod mempool;

@@ -34,6 +34,14 @@ pub enum NetMsg {
     Tx(SignedTx),
     /// An executor's result.
     Result(TaskResult),
+    /// A segment of a task for another validator to prove, from the task's executor.
+    SegmentJob {
+        task_id: String,
+        attempt: u32,
+        job: Arc<lightchain_aivm::segment::SegmentJob>,
+    },
+    /// A helper's proof of one segment, back to the task's executor.
+    SegmentProof(crate::executor::SegmentReply),
     /// Mine a block now (dev_mine).
     Mine,
     /// Roll back to a committed height (dev_revert).

@@ -1,28 +1,23 @@
 //! One validator's application side: its copy of the chain, its mempool and result pool, block
-//! building and checking for consensus, committing, and its executor, which proves the tasks
-//! assigned to it in a worker thread.
+//! building and checking for consensus, committing, and handing its executor (a worker thread,
+//! [`crate::executor`]) the tasks assigned to it and the segments other executors ask of it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-
-use ff::PrimeField;
-use halo2_proofs::pasta::Fp;
 
 use crate::chain::BlockError;
 use crate::chain::exec::{self, Pools};
-use crate::chain::runtime::{RuntimeError, public_inputs};
-use crate::chain::state::{ModelRecord, TaskStatus};
-use crate::chain::{
-    Block, Claim, CommittedBlock, Receipt, SealedInput, SignedTx, State, TaskInput, TaskResult,
-};
+use crate::chain::state::TaskStatus;
+use crate::chain::{Block, CommittedBlock, Receipt, SignedTx, State, TaskResult};
 use crate::chain::{ChainParams, Runtime};
 use crate::clock::Clock;
 use crate::crypto::{self, AccountKey};
+use crate::executor::{Help, Job, Work};
 use crate::lock::Shared;
 use crate::mempool::{Mempool, MempoolLimits, PendingTx};
-use crate::net::{NetMsg, Network};
+use crate::net::NetMsg;
 use crate::store::Store;
 
 /// How a validator misbehaves (for fault-injection tests and demos).
@@ -82,15 +77,6 @@ impl ValidatorKeys {
     }
 }
 
-/// A task an executor must prove.
-#[derive(Clone, Debug)]
-pub struct Job {
-    pub task_id: String,
-    pub attempt: u32,
-    pub model: ModelRecord,
-    pub input: TaskInput,
-}
-
 /// Why a validator stopped: it could not keep its chain (a block it cannot apply, storage
 /// that fails). It stops rather than go on with a chain it does not have.
 #[derive(Clone, Debug)]
@@ -114,8 +100,10 @@ pub struct App {
     pub results: Vec<TaskResult>,
     pub view: Arc<Shared<ChainView>>,
     store: Option<Arc<Store>>,
-    jobs: Sender<Job>,
+    jobs: Sender<Work>,
     started: HashSet<(String, u32)>,
+    /// Segments proven for other executors, by (task, attempt, segment): each once.
+    helped: HashSet<(String, u32, usize)>,
     pub mine_requested: bool,
     pub block_time: Option<Duration>,
     pub last_commit: Instant,
@@ -141,7 +129,7 @@ impl App {
         restored: Restored,
         view: Arc<Shared<ChainView>>,
         store: Option<Arc<Store>>,
-        jobs: Sender<Job>,
+        jobs: Sender<Work>,
         block_time: Option<Duration>,
         limits: MempoolLimits,
     ) -> App {
@@ -163,6 +151,7 @@ impl App {
             store,
             jobs,
             started: HashSet::new(),
+            helped: HashSet::new(),
             mine_requested: false,
             block_time,
             last_commit: Instant::now(),
@@ -322,8 +311,17 @@ impl App {
         Ok(())
     }
 
-    /// Queues the tasks assigned to this validator that it has not started.
+    /// Queues the tasks assigned to this validator that it has not started, each with the
+    /// validators that may prove its segments (in turn after this one; none jailed).
     fn schedule_jobs(&mut self) {
+        let n = self.state.validators.len();
+        let helpers: Vec<usize> = (1..n)
+            .map(|d| (self.index + d) % n)
+            .filter(|&i| {
+                let v = &self.state.validators[i];
+                v.jailed_until.is_none() && v.stake > 0
+            })
+            .collect();
         for t in self.state.tasks.values() {
             if let TaskStatus::Pending {
                 attempt, executor, ..
@@ -332,13 +330,49 @@ impl App {
                 && let Some(model) = self.state.models.get(&t.model_id)
                 && self.started.insert((t.id.clone(), attempt))
             {
-                let _ = self.jobs.send(Job {
+                let _ = self.jobs.send(Work::Task(Job {
                     task_id: t.id.clone(),
                     attempt,
                     model: model.clone(),
                     input: t.input.clone(),
-                });
+                    helpers: helpers.clone(),
+                }));
             }
+        }
+    }
+
+    /// A segment job or a segment proof from another validator. A job is proven only for a
+    /// task that waits for its sender as executor (its model as this chain records it), once;
+    /// a proof goes to this validator's executor, which checks it.
+    pub fn on_segment(&mut self, from: usize, msg: NetMsg) {
+        match msg {
+            NetMsg::SegmentJob {
+                task_id,
+                attempt,
+                job,
+            } => {
+                let Some(t) = self.state.tasks.get(&task_id) else {
+                    return;
+                };
+                let waits = matches!(t.status,
+                    TaskStatus::Pending { attempt: a, executor, .. } if a == attempt && executor == from);
+                let Some(model) = self.state.models.get(&t.model_id) else {
+                    return;
+                };
+                if waits && self.helped.insert((task_id.clone(), attempt, job.index)) {
+                    let _ = self.jobs.send(Work::Help(Help {
+                        task_id,
+                        attempt,
+                        executor: from,
+                        model: model.clone(),
+                        job,
+                    }));
+                }
+            }
+            NetMsg::SegmentProof(r) => {
+                let _ = self.jobs.send(Work::Segment(r));
+            }
+            _ => {}
         }
     }
 
@@ -376,6 +410,7 @@ impl App {
         self.mempool.clear();
         self.results.clear();
         self.started.clear();
+        self.helped.clear();
         self.schedule_jobs();
         self.publish_view();
     }
@@ -412,143 +447,5 @@ impl App {
         drop(v);
         self.publish_view();
         Ok(true)
-    }
-}
-
-/// The executor of one validator: proves its jobs and gossips the results.
-pub fn run_executor(
-    keys: Arc<ValidatorKeys>,
-    chain_id: String,
-    rt: Arc<Runtime>,
-    net: Network,
-    behavior: Arc<Shared<Behavior>>,
-    jobs: Receiver<Job>,
-) {
-    while let Ok(job) = jobs.recv() {
-        let b = *behavior.read();
-        if b == Behavior::Silent {
-            continue;
-        }
-        match execute(&keys, &chain_id, &rt, &job, b) {
-            Ok(result) => net.broadcast_all(keys.index, NetMsg::Result(result)),
-            // An executor that cannot prove stays silent; the task is reassigned at its deadline.
-            Err(_) => continue,
-        }
-    }
-}
-
-/// What an executor makes of an encrypted input: the input and its salt, or the reason the
-/// submitter is at fault with the secret that lets the chain check it.
-enum Opened {
-    Input(Vec<Vec<i64>>, Fp),
-    Fault([u8; 32]),
-}
-
-/// Why an executor could not produce a result (it stays silent; the task times out).
-#[derive(Debug, thiserror::Error)]
-enum ExecError {
-    #[error(transparent)]
-    Runtime(#[from] crate::chain::runtime::RuntimeError),
-    #[error(transparent)]
-    Aivm(#[from] lightchain_aivm::AivmError),
-    #[error("the input's key does not open")]
-    KeyDoesNotOpen,
-    #[error("the task id is not a 32-byte nonce")]
-    BadTaskId,
-}
-
-/// Opens an encrypted input with this validator's key and checks it against its commitment
-/// before anything is proven: a submitter who committed to something else is caught here,
-/// not blamed on the executor. A key that does not open at all cannot be shown to be the
-/// submitter's doing, so then the executor stays silent (and is not penalised for it).
-fn open_input(
-    keys: &ValidatorKeys,
-    pkg: &lightchain_packager::Package,
-    commitment: &[u8; 32],
-    ciphertext: &[u8],
-    wrapped: &[crypto::WrappedKey],
-) -> Result<Opened, ExecError> {
-    let Some(mine) = wrapped.iter().find(|k| k.validator == keys.index) else {
-        return Ok(Opened::Fault([0; 32]));
-    };
-    let shared = crypto::shared_secret(mine, &keys.encryption);
-    let content = crypto::unwrap(mine, &shared).ok_or(ExecError::KeyDoesNotOpen)?;
-    let fault = Ok(Opened::Fault(shared));
-    let Some(plain) = crypto::decrypt(ciphertext, &content, commitment) else {
-        return fault;
-    };
-    let Ok(sealed) = serde_json::from_slice::<SealedInput>(&plain) else {
-        return fault;
-    };
-    let Ok(q) = public_inputs(pkg, &sealed.inputs) else {
-        return fault;
-    };
-    let Some(salt) = Option::<Fp>::from(Fp::from_repr(sealed.salt)) else {
-        return fault;
-    };
-    if lightchain_aivm::circuit::input_commitment(&pkg.program, &q, salt).to_repr() != *commitment {
-        return fault;
-    }
-    Ok(Opened::Input(q, salt))
-}
-
-fn execute(
-    keys: &ValidatorKeys,
-    chain_id: &str,
-    rt: &Runtime,
-    job: &Job,
-    b: Behavior,
-) -> Result<TaskResult, ExecError> {
-    let pkg = rt
-        .package(&job.model)
-        .ok_or_else(|| RuntimeError::NotLoaded(job.model.model_id.clone()))?;
-    let (inputs, salt) = match &job.input {
-        TaskInput::Public { inputs } => (public_inputs(&pkg, inputs)?, None),
-        TaskInput::Encrypted {
-            commitment,
-            ciphertext,
-            keys: wrapped,
-        } => match open_input(keys, &pkg, commitment, ciphertext, wrapped)? {
-            Opened::Input(q, salt) => (q, Some(salt)),
-            Opened::Fault(shared) => {
-                return Ok(sign(keys, chain_id, job, Claim::SubmitterFault { shared }));
-            }
-        },
-    };
-    let nonce: [u8; 32] = crypto::unhex(&job.task_id)
-        .and_then(|n| n.try_into().ok())
-        .ok_or(ExecError::BadTaskId)?;
-    let prover = rt.prover(&job.model)?;
-    let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
-    let mut proof = prover.prove_with_salt(&inputs, nonce, salt, &mut rng)?;
-    match b {
-        Behavior::WrongOutput => proof.outputs[0][0] += 1,
-        Behavior::CorruptProof => {
-            let n = proof.proof.len();
-            proof.proof[n / 2] ^= 0x40;
-        }
-        _ => {}
-    }
-    let claim = Claim::Proof {
-        outputs: proof.outputs.clone(),
-        proof: proof.to_bytes(),
-    };
-    Ok(sign(keys, chain_id, job, claim))
-}
-
-fn sign(keys: &ValidatorKeys, chain_id: &str, job: &Job, claim: Claim) -> TaskResult {
-    let signature = keys.account.sign(&TaskResult::sign_bytes(
-        chain_id,
-        &job.task_id,
-        job.attempt,
-        keys.index,
-        &claim,
-    ));
-    TaskResult {
-        task_id: job.task_id.clone(),
-        attempt: job.attempt,
-        executor: keys.index,
-        claim,
-        signature,
     }
 }

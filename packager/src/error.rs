@@ -44,12 +44,14 @@ pub enum PackageError {
     /// The proving memory estimate exceeds the manifest's limit, and no cut into segments fits.
     #[error(
         "proving needs an estimated {estimate_mb} MB (k = {k}) in one circuit, more than the manifest's limit of {limit_mb} MB, \
-         and the model cannot be cut into segments that fit; raise [limits] memory_mb or use a smaller model"
+         and the model cannot be cut into segments that fit ({reason}); raise [limits] memory_mb or use a smaller model"
     )]
     MemoryLimit {
         estimate_mb: u64,
         limit_mb: u64,
         k: u32,
+        /// Why no cut fits (e.g. a node that alone needs more).
+        reason: String,
     },
 
     /// Quantization could not meet the manifest's accuracy target.

@@ -336,10 +336,11 @@ pub fn build(
     progress(Stage::Keygen { k });
     let keys = ModelKeys::derive(program.clone(), visibility, limit, params, true).map_err(
         |e| match e {
-            AivmError::Segment(_) => PackageError::MemoryLimit {
+            AivmError::Segment(reason) => PackageError::MemoryLimit {
                 estimate_mb: memory_estimate_mb(k),
                 limit_mb: limit,
                 k,
+                reason,
             },
             e => e.into(),
         },

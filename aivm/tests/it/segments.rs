@@ -231,6 +231,59 @@ fn swapped_dropped_reordered_or_mixed_segments_are_refused() {
     refused_with(keys, &tampered, "segment 2");
 }
 
+/// Segments proven apart (as devnet helpers do): each job proves on keys of its own (another
+/// prover's), its proof is checked against its job before it goes into the envelope, and
+/// the assembled envelope verifies; a proof of another job, or of the same job with another
+/// witness, is refused by the check.
+#[test]
+fn segment_jobs_prove_apart_and_assemble() {
+    let (p, q, ends) = cut();
+    let planner = &proofs(Visibility::Public).0;
+    let (skeleton, jobs) = planner.plan_proof(q, [5; 32], None, &mut rng()).unwrap();
+    assert_eq!(jobs.len(), ends.len());
+    // The job's Debug shows shapes, never values.
+    let shown = format!("{:?}", jobs[0]);
+    assert!(
+        shown.contains("index: 0") && !shown.contains(&q[0][1].to_string()),
+        "{shown}"
+    );
+    let helper =
+        SegmentKeys::derive(p.clone(), Visibility::Public, &whole(ends), &cache(), false).unwrap();
+    let proofs: Vec<(u32, Vec<u8>)> = jobs
+        .iter()
+        .map(|j| {
+            let proof = helper.prove_segment(j).unwrap();
+            planner.check_segment(j, &proof).unwrap();
+            proof
+        })
+        .collect();
+    // A proof of segment 1 is not one of segment 2 (k agrees, the instance does not).
+    assert!(planner.check_segment(&jobs[2], &proofs[1]).is_err());
+    // A helper that proves its job with other values (not the planned activations) is caught.
+    let mut lying = jobs[1].clone();
+    lying.witness.inputs[0][0] += 1;
+    let bad = helper.prove_segment(&lying).unwrap();
+    assert!(planner.check_segment(&jobs[1], &bad).is_err());
+    // Another salt for its output link: the commitment in the instance no longer opens.
+    let mut salted = jobs[1].clone();
+    salted.witness.links[1] += halo2_proofs::pasta::Fp::from(1u64);
+    let bad = helper.prove_segment(&salted).unwrap();
+    assert!(planner.check_segment(&jobs[1], &bad).is_err());
+    // The envelope with every proof verifies for a verifier that saw none of it.
+    let proof = planner.assemble(skeleton.clone(), proofs.clone()).unwrap();
+    verifier(p, Visibility::Public, ends)
+        .verify(&proof)
+        .unwrap();
+    // One proof short, it does not assemble.
+    assert!(planner.assemble(skeleton, proofs[..2].to_vec()).is_err());
+    // A hashed task's salt goes only to the segment that hashes the task's inputs.
+    let hashed = &self::proofs(Visibility::Hashed).0;
+    let (_, jobs) = hashed.plan_proof(q, [5; 32], None, &mut rng()).unwrap();
+    let zero = halo2_proofs::pasta::Fp::from(0u64);
+    assert_ne!(jobs[0].witness.salt, zero);
+    assert!(jobs[1..].iter().all(|j| j.witness.salt == zero));
+}
+
 #[test]
 fn a_hashed_task_keeps_its_input_commitment() {
     // The first segment commits to the task's inputs exactly as the single circuit does, so a

@@ -444,6 +444,10 @@ impl Host {
                 self.app.on_result(r);
                 vec![]
             }
+            msg @ (NetMsg::SegmentJob { .. } | NetMsg::SegmentProof(_)) => {
+                self.app.on_segment(from, msg);
+                vec![]
+            }
             NetMsg::Mine => {
                 self.app.mine_requested = true;
                 vec![]

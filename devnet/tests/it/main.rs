@@ -8,6 +8,7 @@ mod encryption;
 mod mempool;
 mod recovery;
 mod rpc;
+mod segments;
 
 use std::time::Duration;
 

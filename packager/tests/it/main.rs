@@ -176,14 +176,18 @@ fn a_package_that_cannot_fit_its_memory_limit_is_refused() {
         s.replace("memory_mb = 512", "memory_mb = 16")
     });
     let e = build(dir.path(), &params(), false, &mut |_| {}).unwrap_err();
+    let shown = e.to_string();
     match e {
         PackageError::MemoryLimit {
             estimate_mb,
             limit_mb,
             k,
+            reason,
         } => {
             assert_eq!(limit_mb, 16);
             assert!(estimate_mb > 16 && k >= 8);
+            // Why no cut fits is said, not just that none does.
+            assert!(reason.contains("MB") && shown.contains(&reason), "{shown}");
         }
         other => panic!("{other}"),
     }
