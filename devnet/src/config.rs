@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::chain::ChainParams;
 use crate::consensus::node::Timeouts;
 use crate::mempool::MempoolLimits;
-use crate::rpc::RpcLimits;
+use crate::rpc::{RpcAccess, RpcLimits};
 use crate::validator::Behavior;
 
 /// Devnet configuration.
@@ -30,6 +30,8 @@ pub struct DevnetConfig {
     pub chain: ChainParams,
     pub mempool: MempoolLimits,
     pub rpc_limits: RpcLimits,
+    /// Token, CORS origins and allowed Host names of the RPC.
+    pub rpc_access: RpcAccess,
     pub timeouts: Timeouts,
     /// Where proving parameters are cached.
     pub params_dir: Option<PathBuf>,
@@ -58,6 +60,7 @@ impl Default for DevnetConfig {
             chain: ChainParams::default(),
             mempool: MempoolLimits::default(),
             rpc_limits: RpcLimits::default(),
+            rpc_access: RpcAccess::default(),
             timeouts: Timeouts::default(),
             params_dir: None,
             behaviors: vec![],

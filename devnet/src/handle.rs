@@ -398,6 +398,10 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
             "--validators must be between 1 and 64".into(),
         ));
     }
+    // Before anything starts: an RPC it would refuse to serve stops it here.
+    if config.rpc {
+        crate::rpc::access::check_bind(config.host, &config.rpc_access)?;
+    }
     let accounts = dev_accounts(&config);
     let params = config
         .params_dir

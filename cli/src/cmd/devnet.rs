@@ -16,6 +16,7 @@ use crate::shell::{Shell, thousands};
   lightchain devnet --demo                       # deploy a bundled model and run a few tasks
   lightchain devnet --validators 7 --block-time 2000
   lightchain devnet --state .devnet --port 0 --config-out devnet.json
+  LIGHTCHAIN_RPC_TOKEN=$(openssl rand -hex 16) lightchain devnet --host 0.0.0.0
 
 JSON-RPC 2.0 on http://HOST:PORT: lc_deployModel, lc_submitTask, lc_getTask, lc_getReceipt,
 lc_getBlock, lc_getModel, lc_estimateGas, lc_status, lc_validators, lc_getBalance, and the
@@ -28,9 +29,24 @@ pub struct DevnetArgs {
     /// JSON-RPC port (0 picks a free one).
     #[arg(long, default_value_t = 8645)]
     pub port: u16,
-    /// Address to serve on.
+    /// Address to serve on (loopback by default; any other needs --rpc-token).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
+    /// Token that write methods (deploy, submit, dev_*) need as `Authorization: Bearer TOKEN`.
+    #[arg(
+        long,
+        env = "LIGHTCHAIN_RPC_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub rpc_token: Option<String>,
+    /// Let browsers on ORIGIN call the RPC (CORS; repeatable, `*` for any). None by default.
+    #[arg(long, value_name = "ORIGIN")]
+    pub rpc_cors: Vec<String>,
+    /// Accept requests whose Host header is NAME (besides IP addresses and localhost; a guard
+    /// against DNS rebinding). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub rpc_allow_host: Vec<String>,
     /// Produce a block every MS milliseconds instead of as soon as work is pending.
     #[arg(long, value_name = "MS")]
     pub block_time: Option<u64>,
@@ -210,6 +226,11 @@ impl DevnetArgs {
             accounts: self.accounts,
             // Uploaded packages are checked in a child process of this very binary.
             package_checker: std::env::current_exe().ok(),
+            rpc_access: lightchain_devnet::rpc::RpcAccess {
+                token: self.rpc_token.clone(),
+                cors_origins: self.rpc_cors.clone(),
+                allowed_hosts: self.rpc_allow_host.clone(),
+            },
             ..DevnetConfig::default()
         }
         .with_task_timeout(self.task_timeout.map(Duration::from_secs));

@@ -3,7 +3,8 @@
 //! unknown method with -32601, bad parameters with -32602; a request without an `id` is a
 //! notification and gets no answer. The body may be as large as the largest package, base64
 //! encoded; a request runs at most [`RpcLimits::timeout`], and at most
-//! [`RpcLimits::concurrency`] run at once.
+//! [`RpcLimits::concurrency`] run at once. Who may call what, and from where (token, Host
+//! header, CORS): [`access`].
 //!
 //! Methods: `lc_sendTransaction`, `lc_deployModel`, `lc_submitTask`, `lc_getTask`,
 //! `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_estimateGas`, `lc_status`,
@@ -18,14 +19,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{options, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+pub mod access;
 pub mod types;
+
+pub use access::RpcAccess;
 
 use types::{Balance, Deployed, EstimateRequest, ModelOptions, ModelReply, Submitted, TaskReply};
 
@@ -70,17 +74,25 @@ impl Default for RpcLimits {
 struct Server {
     api: DevnetApi,
     limits: RpcLimits,
+    access: RpcAccess,
     slots: Arc<Semaphore>,
 }
 
 /// The router (for tests that serve it themselves).
 pub fn router(api: DevnetApi) -> Router {
     let limits = api.config().rpc_limits.clone();
+    let access = api.config().rpc_access.clone();
     let slots = Arc::new(Semaphore::new(limits.concurrency));
     Router::new()
         .route("/", post(handle))
+        .route("/", options(preflight))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .with_state(Server { api, limits, slots })
+        .with_state(Server {
+            api,
+            limits,
+            access,
+            slots,
+        })
 }
 
 /// Serves the RPC on `host:port` (port 0: any free one); returns the address and the sender
@@ -90,6 +102,7 @@ pub async fn serve(
     host: IpAddr,
     port: u16,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), DevnetError> {
+    access::check_bind(host, &api.config().rpc_access)?;
     let addr = SocketAddr::new(host, port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -134,8 +147,64 @@ fn json_response(v: &Value) -> Response {
         .into_response()
 }
 
-async fn handle(State(s): State<Server>, body: Bytes) -> Response {
-    let req: Value = match serde_json::from_slice(&body) {
+/// A CORS preflight: answered for configured origins only.
+async fn preflight(State(s): State<Server>, headers: HeaderMap) -> Response {
+    match headers
+        .get(header::ORIGIN)
+        .and_then(|o| s.access.cors_origin(o))
+    {
+        Some(origin) => (
+            StatusCode::NO_CONTENT,
+            [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin),
+                (
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    header::HeaderValue::from_static("POST"),
+                ),
+                (
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    header::HeaderValue::from_static("content-type, authorization"),
+                ),
+            ],
+        )
+            .into_response(),
+        None => denied(access::Denied(
+            StatusCode::FORBIDDEN,
+            "cross-origin requests are not allowed; allow the origin with --rpc-cors".into(),
+        )),
+    }
+}
+
+/// A refusal before anything runs: the HTTP status with a JSON-RPC error body.
+fn denied(access::Denied(status, message): access::Denied) -> Response {
+    let body = error(Value::Null, RpcError(REFUSED, message));
+    let mut r = (status, json_response(&body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    r
+}
+
+async fn handle(State(s): State<Server>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(d) = s.access.check_headers(&headers) {
+        return denied(d);
+    }
+    let mut r = answer(&s, &headers, &body).await;
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|o| s.access.cors_origin(o))
+    {
+        r.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    r
+}
+
+async fn answer(s: &Server, headers: &HeaderMap, body: &Bytes) -> Response {
+    let req: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
             return json_response(&error(
@@ -144,6 +213,9 @@ async fn handle(State(s): State<Server>, body: Bytes) -> Response {
             ));
         }
     };
+    if let Err(d) = s.access.check_token(headers, &req) {
+        return denied(d);
+    }
     let answer = match req {
         Value::Array(items) if items.is_empty() => Some(error(
             Value::Null,
@@ -152,13 +224,13 @@ async fn handle(State(s): State<Server>, body: Bytes) -> Response {
         Value::Array(items) => {
             let mut out = Vec::new();
             for item in items {
-                if let Some(a) = one(&s, item).await {
+                if let Some(a) = one(s, item).await {
                     out.push(a);
                 }
             }
             (!out.is_empty()).then_some(Value::Array(out))
         }
-        other => one(&s, other).await,
+        other => one(s, other).await,
     };
     match answer {
         Some(v) => json_response(&v),

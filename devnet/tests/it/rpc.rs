@@ -208,3 +208,120 @@ async fn json_rpc_2_0_to_the_letter() {
     // The default limit takes the largest package, base64-encoded.
     assert!(lightchain_devnet::rpc::RpcLimits::default().body_bytes > (64 * 4 / 3) << 20);
 }
+
+/// Posts `body` with extra headers (blocking, off the async workers): status, answer, and the
+/// CORS header of the reply.
+async fn post_with(
+    url: &str,
+    method: reqwest::Method,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value, Option<String>) {
+    let (url, body) = (url.to_string(), body.to_string());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut req = reqwest::blocking::Client::new()
+            .request(method, url)
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let cors = resp
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (status, v, cors)
+    })
+    .await
+    .unwrap()
+}
+
+/// A node with a token: reads stay open, every write method (alone or in a batch) needs the
+/// bearer token (401 without it or with another), a Host header naming another site is
+/// refused (DNS rebinding), and browsers only get in from a configured origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_methods_need_the_token_and_browsers_are_kept_out() {
+    let mut cfg = config().with_validators(1);
+    cfg.rpc_access.token = Some("s3cret-token".into());
+    cfg.rpc_access.cors_origins = vec!["https://app.example".into()];
+    let (api, handle) = spawn(cfg).await;
+    let url = handle.rpc_url().unwrap();
+    let post = reqwest::Method::POST;
+    let status = r#"{"jsonrpc": "2.0", "id": 1, "method": "lc_status"}"#;
+    let mine = r#"{"jsonrpc": "2.0", "id": 2, "method": "dev_mine"}"#;
+    let batch = format!("[{status}, {mine}]");
+    let height = api.status().height;
+
+    let (code, v, _) = post_with(&url, post.clone(), status, &[]).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["result"]["height"].is_u64(), "{v}");
+    for (body, auth) in [
+        (mine, None),
+        (mine, Some("Bearer wrong")),
+        (mine, Some("s3cret-token")),
+        (batch.as_str(), None),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let (code, v, _) = post_with(&url, post.clone(), body, &headers).await;
+        assert_eq!(code, 401, "{body} {auth:?}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("token"),
+            "{v}"
+        );
+    }
+    // Nothing ran: no block was mined.
+    assert_eq!(api.status().height, height);
+    let bearer = [("authorization", "Bearer s3cret-token")];
+    let (code, v, _) = post_with(&url, post.clone(), mine, &bearer).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["result"].as_u64().unwrap() > height, "{v}");
+
+    // DNS rebinding: a page on evil.example whose name resolves to this node.
+    let (code, _, _) =
+        post_with(&url, post.clone(), status, &[("host", "evil.example:8645")]).await;
+    assert_eq!(code, 403);
+    // Browsers: refused from other origins, let in (with CORS) from the configured one.
+    let (code, _, cors) = post_with(
+        &url,
+        post.clone(),
+        status,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!((code, cors), (403, None));
+    let (code, _, cors) = post_with(
+        &url,
+        post.clone(),
+        status,
+        &[("origin", "https://app.example")],
+    )
+    .await;
+    assert_eq!((code, cors.as_deref()), (200, Some("https://app.example")));
+    let pre = reqwest::Method::OPTIONS;
+    let (code, _, cors) =
+        post_with(&url, pre.clone(), "", &[("origin", "https://app.example")]).await;
+    assert_eq!((code, cors.as_deref()), (204, Some("https://app.example")));
+    let (code, _, cors) = post_with(&url, pre, "", &[("origin", "https://evil.example")]).await;
+    assert_eq!((code, cors), (403, None));
+}
+
+/// Without a token the node refuses to serve on anything but loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_address_without_a_token_is_refused() {
+    let cfg = config()
+        .with_validators(1)
+        .with_host("0.0.0.0".parse().unwrap());
+    let e = lightchain_devnet::try_spawn(cfg)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("without a token"), "{e}");
+}
