@@ -38,6 +38,8 @@ enum Command {
     Devnet(cmd::devnet::DevnetArgs),
     Deploy(cmd::client::DeployArgs),
     Task(cmd::client::TaskArgs),
+    Status(cmd::client::StatusArgs),
+    Keys(cmd::keys::KeysArgs),
     Bench(cmd::bench::BenchArgs),
     #[command(hide = true)]
     BenchOne(cmd::bench::BenchOneArgs),
@@ -64,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Devnet(a) => a.run(&shell),
         Command::Deploy(a) => a.run(&shell),
         Command::Task(a) => a.run(&shell),
+        Command::Status(a) => a.run(&shell),
+        Command::Keys(a) => a.run(&shell),
         Command::Run(a) => a.run(&shell),
         Command::Prove(a) => a.run(&shell),
         Command::Verify(a) => a.run(&shell),

@@ -76,14 +76,23 @@ impl Shell {
 
     /// A progress bar for long work: visible on a terminal in text mode, hidden otherwise.
     pub fn progress(&self, len: u64, msg: &str) -> indicatif::ProgressBar {
+        self.bar(len, msg, "{pos}/{len} {elapsed}")
+    }
+
+    /// A progress bar over `len` bytes (hidden like [`Self::progress`]).
+    pub fn bytes_progress(&self, len: u64, msg: &str) -> indicatif::ProgressBar {
+        self.bar(len, msg, "{bytes}/{total_bytes} {bytes_per_sec} {eta}")
+    }
+
+    fn bar(&self, len: u64, msg: &str, counts: &str) -> indicatif::ProgressBar {
         if self.json || self.quiet || !self.tty {
             return indicatif::ProgressBar::hidden();
         }
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg:<12} [{bar:30}] {pos}/{len} {elapsed}",
-            )
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {{msg:<12}} [{{bar:30}}] {counts}"
+            ))
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
         );

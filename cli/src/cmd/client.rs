@@ -19,72 +19,224 @@ use serde_json::{Value, json};
 
 use crate::shell::{Human, Shell, thousands};
 
+/// The node URL when neither a flag, the environment nor a profile gives one.
+pub const DEFAULT_RPC: &str = "http://127.0.0.1:8645";
+
+/// Where the node is: flags, then environment, then the config file's profile.
+#[derive(Debug, Clone, Args)]
+pub struct RpcArgs {
+    /// The node's JSON-RPC URL [default: the profile's, else http://127.0.0.1:8645].
+    #[arg(long, env = "LIGHTCHAIN_RPC")]
+    pub rpc: Option<String>,
+    /// The node's RPC token, sent as `Authorization: Bearer TOKEN` (needed for deploys and
+    /// submissions when the node has one).
+    #[arg(
+        long,
+        env = "LIGHTCHAIN_RPC_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// A profile of config.toml (`lightchain keys --help` shows the file): its rpc, token and key.
+    #[arg(long, env = "LIGHTCHAIN_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+impl RpcArgs {
+    /// The profile these arguments name (or the config's default; empty without a config).
+    fn profile(&self) -> anyhow::Result<crate::cmd::keys::Profile> {
+        crate::cmd::keys::Config::load()?.profile(self.profile.as_deref())
+    }
+
+    pub fn rpc(&self) -> anyhow::Result<Rpc> {
+        let p = self.profile()?;
+        Ok(Rpc {
+            url: self
+                .rpc
+                .clone()
+                .or(p.rpc)
+                .unwrap_or_else(|| DEFAULT_RPC.to_string()),
+            token: self.token.clone().or(p.token),
+            client: reqwest::blocking::Client::new(),
+        })
+    }
+}
+
 /// Where the node is and who signs.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
-    /// The node's JSON-RPC URL.
-    #[arg(long, env = "LIGHTCHAIN_RPC", default_value = "http://127.0.0.1:8645")]
-    pub rpc: String,
+    #[command(flatten)]
+    pub conn: RpcArgs,
     /// Private key (hex) of the sending account.
-    #[arg(long, env = "LIGHTCHAIN_KEY", conflicts_with = "account")]
+    #[arg(long, env = "LIGHTCHAIN_KEY", conflicts_with_all = ["account", "from"], hide_env_values = true)]
     pub key: Option<String>,
-    /// Use devnet dev account N (keys printed in the devnet banner).
-    #[arg(long, default_value_t = 0)]
-    pub account: usize,
+    /// Sign with a stored key (`lightchain keys list`).
+    #[arg(long, value_name = "NAME", conflicts_with = "account")]
+    pub from: Option<String>,
+    /// Use devnet dev account N (keys printed in the devnet banner) [default: the profile's
+    /// key, else 0].
+    #[arg(long)]
+    pub account: Option<usize>,
     /// Gas price.
     #[arg(long, default_value_t = 1)]
     pub gas_price: u64,
 }
 
+/// A failed call: worth retrying (a read), or not.
+enum Failure {
+    Transient(anyhow::Error),
+    Final(anyhow::Error),
+}
+
 impl NodeArgs {
+    /// The signing key: --key, --from, --account, the profile's key, dev account 0.
     pub fn key(&self) -> anyhow::Result<AccountKey> {
-        match &self.key {
-            Some(hex) => {
-                let b: [u8; 32] = crypto::unhex(hex)
-                    .and_then(|b| b.try_into().ok())
-                    .context("a private key is 64 hex digits")?;
-                Ok(AccountKey::from_secret(b))
-            }
-            None => Ok(AccountKey::from_secret(crypto::dev_secret(
-                "account",
-                self.account,
-            ))),
+        if let Some(hex) = &self.key {
+            return crate::cmd::keys::parse_secret(hex);
+        }
+        if let Some(name) = &self.from {
+            return crate::cmd::keys::load_key(name);
+        }
+        if let Some(n) = self.account {
+            return Ok(AccountKey::from_secret(crypto::dev_secret("account", n)));
+        }
+        match self.conn.profile()?.key {
+            Some(name) => crate::cmd::keys::load_key(&name),
+            None => Ok(AccountKey::from_secret(crypto::dev_secret("account", 0))),
         }
     }
 
-    pub fn rpc(&self) -> Rpc {
-        Rpc {
-            url: self.rpc.clone(),
-            client: reqwest::blocking::Client::new(),
-        }
+    pub fn rpc(&self) -> anyhow::Result<Rpc> {
+        self.conn.rpc()
     }
 }
 
 /// A JSON-RPC 2.0 client.
 pub struct Rpc {
     url: String,
+    token: Option<String>,
     client: reqwest::blocking::Client,
 }
 
+/// Attempts of a read (idempotent) call when the node cannot be reached or is busy.
+const READ_ATTEMPTS: u32 = 4;
+
 impl Rpc {
+    /// Calls a method. Reads are retried with backoff (0.25, 0.5, 1 s) when the node cannot be
+    /// reached, times out, or is busy; writes are sent once.
     pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp: Value = self
+        let attempts = if lightchain_devnet::rpc::access::is_write(method) {
+            1
+        } else {
+            READ_ATTEMPTS
+        };
+        let (mut wait, mut attempt) = (Duration::from_millis(250), 1);
+        loop {
+            match self.once(method, &body) {
+                Err(Failure::Transient(_)) if attempt < attempts => {
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                    attempt += 1;
+                }
+                Err(Failure::Transient(e) | Failure::Final(e)) => return Err(e),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    /// Calls a write method once, showing the upload of its body on `pb` (packages can be
+    /// tens of MB).
+    pub fn upload(
+        &self,
+        method: &str,
+        params: Value,
+        pb: &indicatif::ProgressBar,
+    ) -> anyhow::Result<Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let bytes = serde_json::to_vec(&body)?;
+        pb.set_length(bytes.len() as u64);
+        let reader = pb.wrap_read(std::io::Cursor::new(bytes.clone()));
+        let body = reqwest::blocking::Body::sized(reader, bytes.len() as u64);
+        let r = self.send(method, body);
+        pb.finish_and_clear();
+        r.map_err(|(Failure::Transient(e) | Failure::Final(e))| e)
+    }
+
+    fn once(&self, method: &str, body: &Value) -> Result<Value, Failure> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Failure::Final(e.into()))?;
+        self.send(method, reqwest::blocking::Body::from(bytes))
+    }
+
+    fn send(&self, method: &str, body: reqwest::blocking::Body) -> Result<Value, Failure> {
+        let mut req = self
             .client
             .post(&self.url)
-            .json(&body)
-            .timeout(Duration::from_secs(120))
-            .send()
-            .with_context(|| format!("cannot reach the node at {}", self.url))?
-            .json()
-            .context("the node's answer is not JSON-RPC")?;
-        if let Some(e) = resp.get("error") {
-            bail!(
-                "{method}: {}",
-                e.get("message").and_then(|m| m.as_str()).unwrap_or("error")
-            );
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(120));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
         }
-        Ok(resp.get("result").cloned().unwrap_or(Value::Null))
+        let resp = req.send().map_err(|e| {
+            let why = if e.is_timeout() {
+                "it did not answer in time"
+            } else if e.is_connect() {
+                "connection refused or unreachable: is it running, and is the URL right?"
+            } else {
+                "the request failed"
+            };
+            Failure::Transient(anyhow::anyhow!(
+                "cannot reach the node at {} ({why})",
+                self.url
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        let answer: Option<Value> = serde_json::from_str(&text).ok();
+        let message = answer
+            .as_ref()
+            .and_then(|a| a["error"]["message"].as_str())
+            .map(str::to_string);
+        let fail = |what: String| Failure::Final(anyhow::anyhow!("{method}: {what}"));
+        match status.as_u16() {
+            401 => {
+                let hint = if self.token.is_some() {
+                    "the node refused the token"
+                } else {
+                    "the node needs a token: --token or LIGHTCHAIN_RPC_TOKEN"
+                };
+                return Err(fail(format!("HTTP 401, {hint}")));
+            }
+            413 => {
+                return Err(fail(
+                    "HTTP 413, the request is larger than the node accepts".into(),
+                ));
+            }
+            502..=504 => {
+                return Err(Failure::Transient(anyhow::anyhow!(
+                    "{method}: HTTP {status} from {}",
+                    self.url
+                )));
+            }
+            200 | 204 => {}
+            _ => {
+                return Err(fail(format!(
+                    "HTTP {status}{}",
+                    message.map(|m| format!(", {m}")).unwrap_or_default()
+                )));
+            }
+        }
+        let answer = answer.ok_or_else(|| fail("the node's answer is not JSON-RPC".into()))?;
+        if let Some(e) = answer.get("error") {
+            let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("error");
+            // Busy: retry a read later.
+            if e.get("code").and_then(Value::as_i64) == Some(lightchain_devnet::rpc::BUSY) {
+                return Err(Failure::Transient(anyhow::anyhow!("{method}: {msg}")));
+            }
+            return Err(fail(msg.to_string()));
+        }
+        Ok(answer.get("result").cloned().unwrap_or(Value::Null))
     }
 
     /// Calls a method and reads its reply as the type the node serialises it from.
@@ -156,7 +308,7 @@ impl DeployArgs {
         let pkg = lightchain_packager::load(&bytes)
             .with_context(|| format!("invalid package {}", self.package.display()))?;
         let key = self.node.key()?;
-        let rpc = self.node.rpc();
+        let rpc = self.node.rpc()?;
         let tx = TxBody {
             from: key.public(),
             nonce: rpc.nonce(&key.address())?,
@@ -165,7 +317,10 @@ impl DeployArgs {
         }
         .sign(&key, &rpc.chain_id()?);
         // The node names the deployed model: its program and input visibility together.
-        let Deployed { tx_hash, model_id } = rpc.call_as("lc_deployModel", json!([tx]))?;
+        let pb = shell.bytes_progress(0, "uploading");
+        let Deployed { tx_hash, model_id } =
+            serde_json::from_value(rpc.upload("lc_deployModel", json!([tx]), &pb)?)
+                .context("lc_deployModel: the node's reply is not in the expected form")?;
         let mut committed = None;
         if !self.no_wait {
             let start = Instant::now();
@@ -289,7 +444,7 @@ impl TaskArgs {
                 proof_out,
                 node,
             } => {
-                let rpc = node.rpc();
+                let rpc = node.rpc()?;
                 let key = node.key()?;
                 let inputs: Value = serde_json::from_str(
                     &std::fs::read_to_string(&input)
@@ -337,12 +492,12 @@ impl TaskArgs {
                 proof_out,
                 node,
             } => {
-                let task = node.rpc().call_as("lc_getTask", json!([task_id]))?;
+                let task = node.rpc()?.call_as("lc_getTask", json!([task_id]))?;
                 write_proof(&task, proof_out.as_ref())?;
                 shell.emit(&TaskReport { task })
             }
             TaskCmd::Watch { task_id, node } => {
-                let rpc = node.rpc();
+                let rpc = node.rpc()?;
                 watch(&rpc, &task_id, shell, true)?;
                 shell.emit(&TaskReport {
                     task: rpc.call_as("lc_getTask", json!([task_id]))?,
@@ -409,5 +564,61 @@ fn watch(rpc: &Rpc, id: &str, shell: &Shell, stream: bool) -> anyhow::Result<()>
             "task {id} did not complete within 300 s"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Show a node's chain: id, height, validators online, models, tasks, mempool.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  lightchain status                                   # the local devnet
+  lightchain status --rpc http://node:8645 --json     # in CI: exits 1 when the node is down")]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub conn: RpcArgs,
+}
+
+#[derive(Serialize)]
+struct StatusReport {
+    rpc: String,
+    #[serde(flatten)]
+    status: Status,
+}
+
+impl Human for StatusReport {
+    fn human(&self, out: &mut String) {
+        let s = &self.status;
+        out.push_str(&format!(
+            "node        {}
+chain       {} at height {} (block {})
+validators  {} online of {}
+models      {}, tasks {}, mempool {}
+mining      {}
+",
+            self.rpc,
+            s.chain_id,
+            s.height,
+            s.last_hash.get(..16).unwrap_or(&s.last_hash),
+            s.online,
+            s.validators,
+            s.models,
+            s.tasks,
+            s.mempool,
+            s.block_time_ms
+                .map_or("instant".to_string(), |t| format!("a block every {t} ms"))
+        ));
+        for (v, why) in &s.stopped {
+            out.push_str(&format!("stopped     validator {v}: {why}\n"));
+        }
+    }
+}
+
+impl StatusArgs {
+    pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
+        let rpc = self.conn.rpc()?;
+        let status: Status = rpc.call_as("lc_status", json!([]))?;
+        shell.emit(&StatusReport {
+            rpc: rpc.url.clone(),
+            status,
+        })
     }
 }

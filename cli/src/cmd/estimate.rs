@@ -54,10 +54,17 @@ impl Human for Estimate {
                 out.push_str("time       unknown: run `lightchain profile` on the package first\n")
             }
         }
-        out.push_str(&format!(
-            "memory     about {} MB (k = {})\n",
-            self.memory_mb, b.k
-        ));
+        if self.memory_mb < lightchain_aivm::gas::memory_estimate_mb(b.k) {
+            out.push_str(&format!(
+                "memory     about {} MB, proven in segments (k = {} in one circuit)\n",
+                self.memory_mb, b.k
+            ));
+        } else {
+            out.push_str(&format!(
+                "memory     about {} MB (k = {})\n",
+                self.memory_mb, b.k
+            ));
+        }
     }
 }
 

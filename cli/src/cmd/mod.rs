@@ -7,6 +7,7 @@ pub mod estimate;
 pub mod gas_snapshot;
 pub mod init;
 pub mod inspect;
+pub mod keys;
 pub mod model;
 pub mod package;
 pub mod profile;

@@ -11,6 +11,7 @@ use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::{Keys, ParamsCache, Proof};
 use lightchain_aivm::segment::SegmentKeys;
 use lightchain_aivm::{ModelId, Program};
+use lightchain_devnet::chain::Receipt;
 use serde::Serialize;
 
 use crate::cmd::model::{ModelArgs, QuantArgs, Settings, Source};
@@ -25,6 +26,8 @@ use crate::shell::{Human, Shell};
   lightchain verify model.onnx --proof proof.json --scale 7        # the prover's --scale
   lightchain verify model.onnx --proof proof.json --calibrate data.json
   lightchain verify model.onnx --proof proof.json --model-id 3f2a…  # a program you trust by id
+  lightchain task get $ID --rpc http://node:8645 --json > task.json
+  lightchain verify digits-0.1.0.lcpkg --receipt task.json         # a node's receipt, offline
 
 The verifier rebuilds the circuit and its verifying key from the program; it needs the proof's
 public inputs (nonce, inputs or their commitment, outputs), never the witness. For an ONNX
@@ -36,8 +39,18 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The proof (JSON envelope or compact binary form).
-    #[arg(long, short = 'p', value_name = "PROOF")]
-    pub proof: PathBuf,
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "PROOF",
+        required_unless_present = "receipt"
+    )]
+    pub proof: Option<PathBuf>,
+    /// A task's receipt from any node (`lightchain task get ID --json > R.json`, or the
+    /// receipt alone): its proof is verified against the package, and the receipt's task id,
+    /// model id, outputs and public inputs against the proof.
+    #[arg(long, value_name = "RECEIPT.json", conflicts_with_all = ["proof", "model_id"])]
+    pub receipt: Option<PathBuf>,
     #[command(flatten)]
     pub quant: QuantArgs,
     /// Accept only the program with this id (64 hex digits), rebuilt from the ONNX model with
@@ -67,6 +80,18 @@ struct VerifyReport {
     settings: Settings,
     nonce: String,
     outputs: Vec<Vec<i64>>,
+    /// With --receipt: the task, block and executor the receipt names (the proof binds the
+    /// task; the block is as the node said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<ReceiptFacts>,
+}
+
+#[derive(Serialize)]
+struct ReceiptFacts {
+    task_id: String,
+    deployed_model_id: String,
+    block_height: u64,
+    executor: usize,
 }
 
 impl Human for VerifyReport {
@@ -87,7 +112,79 @@ impl Human for VerifyReport {
         ));
         out.push_str(&format!("  settings  {}\n", self.settings.describe()));
         out.push_str(&format!("  nonce     {}\n", self.nonce));
+        if let Some(r) = &self.receipt {
+            out.push_str(&format!(
+                "  receipt   task {} of deployed model {}, block {}, executor {}\n",
+                r.task_id, r.deployed_model_id, r.block_height, r.executor
+            ));
+        }
     }
+}
+
+/// A receipt from `task get --json` (`{"task": {"receipt": ...}}`), `{"receipt": ...}` or
+/// the receipt alone.
+fn read_receipt(path: &std::path::Path) -> anyhow::Result<Receipt> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+    let r = if v["task"].is_object() {
+        &v["task"]["receipt"]
+    } else if v.get("receipt").is_some() {
+        &v["receipt"]
+    } else {
+        &v
+    };
+    anyhow::ensure!(
+        r.is_object(),
+        "it holds no receipt (the task has not completed, status {})",
+        v["task"]["status"]
+    );
+    serde_json::from_value(r.clone()).context("not a task receipt")
+}
+
+/// Checks that a receipt says what its (verified) proof proves: the task (the proof's nonce),
+/// the deployed model (the package's program and visibility), the outputs (quantized and
+/// dequantized) and the public inputs.
+fn check_receipt(
+    r: &Receipt,
+    proof: &Proof,
+    pkg: &lightchain_packager::Package,
+) -> anyhow::Result<()> {
+    let nonce: String = proof.nonce.iter().map(|b| format!("{b:02x}")).collect();
+    anyhow::ensure!(
+        nonce == r.task_id,
+        "invalid receipt: its proof is bound to task {nonce}, not {}",
+        r.task_id
+    );
+    let deployed = lightchain_devnet::chain::params::deployment_id(
+        &proof.model_id.to_string(),
+        pkg.info.input_visibility,
+    );
+    anyhow::ensure!(
+        deployed == r.model_id,
+        "invalid receipt: this package deploys as model {deployed}, not the receipt's {}",
+        r.model_id
+    );
+    anyhow::ensure!(
+        proof.outputs == r.outputs,
+        "invalid receipt: its outputs are not the proof's"
+    );
+    let floats: Vec<Vec<f64>> = pkg
+        .program
+        .dequantize_outputs(&proof.outputs)
+        .into_iter()
+        .map(|t| t.data)
+        .collect();
+    anyhow::ensure!(
+        floats == r.outputs_float,
+        "invalid receipt: its float outputs are not the proof's outputs dequantized"
+    );
+    let envelope: serde_json::Value = serde_json::from_str(&proof.to_json())?;
+    anyhow::ensure!(
+        envelope["public_inputs"] == r.public_inputs,
+        "invalid receipt: its public inputs are not the proof's"
+    );
+    Ok(())
 }
 
 /// Reads a proof in either form.
@@ -134,9 +231,25 @@ impl VerifyArgs {
     }
 
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
-        let proof = read_proof(&self.proof)
-            .with_context(|| format!("invalid proof file {}", self.proof.display()))?;
+        let (proof, receipt) = match (&self.proof, &self.receipt) {
+            (Some(p), _) => (
+                read_proof(p).with_context(|| format!("invalid proof file {}", p.display()))?,
+                None,
+            ),
+            (None, Some(r)) => {
+                let receipt = read_receipt(r)
+                    .with_context(|| format!("invalid receipt file {}", r.display()))?;
+                let proof = Proof::from_bytes(&receipt.proof)
+                    .with_context(|| format!("invalid proof in {}", r.display()))?;
+                (proof, Some(receipt))
+            }
+            (None, None) => anyhow::bail!("give --proof or --receipt"),
+        };
         let source = self.model.source()?;
+        anyhow::ensure!(
+            receipt.is_none() || matches!(source, Source::Package(_)),
+            "--receipt needs the package the model was deployed from (a .lcpkg), not an ONNX model"
+        );
         anyhow::ensure!(
             self.model_id.is_none() || matches!(source, Source::Onnx(_)),
             "--model-id applies to ONNX models; a package fixes its program"
@@ -179,6 +292,18 @@ impl VerifyArgs {
                 .context("cannot derive the segments' verifying keys")?
                 .verify(&proof)?,
         }
+        let facts = match (&receipt, &source) {
+            (Some(r), Source::Package(pkg)) => {
+                check_receipt(r, &proof, pkg)?;
+                Some(ReceiptFacts {
+                    task_id: r.task_id.clone(),
+                    deployed_model_id: r.model_id.clone(),
+                    block_height: r.block_height,
+                    executor: r.executor,
+                })
+            }
+            _ => None,
+        };
         let bytes = std::fs::read(&self.model.model)
             .with_context(|| format!("cannot read {}", self.model.model.display()))?;
         shell.emit(&VerifyReport {
@@ -194,6 +319,7 @@ impl VerifyArgs {
             settings,
             nonce: proof.nonce.iter().map(|b| format!("{b:02x}")).collect(),
             outputs: proof.outputs.clone(),
+            receipt: facts,
         })
     }
 }

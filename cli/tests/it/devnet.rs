@@ -37,6 +37,61 @@ fn devnet_deploy_task_and_offline_verification() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("valid proof"), "{out}");
 
+    // So does the receipt as any node serves it (`task get --json`), bound to its task:
+    // a receipt that names another task, other outputs or another model is refused.
+    let (code, out, err) = run(&[
+        "task",
+        "get",
+        t["task"]["id"].as_str().unwrap(),
+        "--rpc",
+        &url,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(p.dir.path().join("task.json"), &out).unwrap();
+    let (code, out, err) = run(&["verify", "digits.lcpkg", "--receipt", "task.json", "--json"]);
+    assert_eq!(code, 0, "{err}{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["receipt"]["task_id"], t["task"]["id"], "{out}");
+    let task: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.dir.path().join("task.json")).unwrap())
+            .unwrap();
+    let receipt = task["task"]["receipt"].clone();
+    let forged = |f: &dyn Fn(&mut serde_json::Value), what: &str| {
+        let mut r = receipt.clone();
+        f(&mut r);
+        std::fs::write(p.dir.path().join("forged.json"), r.to_string()).unwrap();
+        let (code, _, err) = run(&["verify", "digits.lcpkg", "--receipt", "forged.json"]);
+        assert_eq!(code, 1, "{what}");
+        assert!(err.contains(what), "{what}: {err}");
+    };
+    forged(&|r| r["task_id"] = "00".repeat(32).into(), "bound to task");
+    forged(
+        &|r| r["model_id"] = "11".repeat(32).into(),
+        "deploys as model",
+    );
+    forged(
+        &|r| r["outputs"][0][0] = 12345.into(),
+        "outputs are not the proof's",
+    );
+    forged(&|r| r["outputs_float"][0][0] = 99.5.into(), "float outputs");
+    forged(
+        &|r| r["public_inputs"]["nonce"] = "x".into(),
+        "public inputs",
+    );
+    forged(
+        &|r| {
+            // A byte of the proof flipped (base64 re-encoded).
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let mut bytes = b64.decode(r["proof"].as_str().unwrap()).unwrap();
+            let n = bytes.len();
+            bytes[n - 40] ^= 1;
+            r["proof"] = b64.encode(bytes).into();
+        },
+        "invalid",
+    );
+
     // An uploaded package is checked in a child process before it reaches the validators:
     // garbage is refused with the loader's error, and the node keeps serving.
     let poor_key = lightchain_devnet::crypto::AccountKey::from_secret([7; 32]);
@@ -367,5 +422,97 @@ fn bench_devnet_reports_latency_and_saturation_throughput() {
     assert!(
         r["tasks_per_second_at_saturation"].as_f64().unwrap() > 0.0,
         "{r}"
+    );
+}
+
+/// RPC security from the command line: a node on a public address needs a token; with one,
+/// deploys need it (401 without or with another, said clearly) while reads stay open; a node
+/// that is down is a clear error and a non-zero exit.
+#[test]
+fn the_rpc_token_guards_writes_from_the_command_line() {
+    let p = Project::new();
+    let run = |args: &[&str]| run_in(&p, args);
+    let (code, _, err) = run(&["devnet", "--host", "0.0.0.0", "--port", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("without a token"), "{err}");
+
+    assert_eq!(run(&["init", "proj", "--template", "digits"]).0, 0);
+    let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
+    assert_eq!(code, 0, "{err}");
+    let node = start_devnet(&p, &["--rpc-token", "s3cret-token", "--validators", "1"]);
+    let url = node.url();
+    let deploy = |extra: &[&str]| {
+        let mut args = vec!["deploy", "digits.lcpkg", "--rpc", &url];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (code, _, err) = deploy(&[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("HTTP 401") && err.contains("needs a token"),
+        "{err}"
+    );
+    let (code, _, err) = deploy(&["--token", "wrong"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("refused the token"), "{err}");
+    // With the token (here from the environment) it deploys.
+    let mut args = vec!["deploy", "digits.lcpkg", "--rpc", &url, "--json"];
+    args.push("--no-wait");
+    let out = p
+        .cmd(&args)
+        .envs([params()])
+        .env("LIGHTCHAIN_RPC_TOKEN", "s3cret-token")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let model = d["model_id"].as_str().unwrap().to_string();
+    // A profile holds the node, its token and a stored key: the task is signed by that key.
+    let dev3 = lightchain_devnet::crypto::AccountKey::from_secret(
+        lightchain_devnet::crypto::dev_secret("account", 3),
+    );
+    p.write("dev3.hex", dev3.secret_hex());
+    assert_eq!(run(&["keys", "import", "ci", "--file", "dev3.hex"]).0, 0);
+    p.write(
+        "config/config.toml",
+        format!("[profiles.tok]\nrpc = \"{url}\"\ntoken = \"s3cret-token\"\nkey = \"ci\"\n"),
+    );
+    p.copy("templates/digits/tests/six.json", "six.json");
+    let (code, out, err) = run(&[
+        "task",
+        "submit",
+        &model,
+        "-i",
+        "six.json",
+        "--profile",
+        "tok",
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}{out}");
+    let b = call(
+        &url,
+        "lc_getBalance",
+        serde_json::json!([dev3.address().to_string()]),
+    )
+    .unwrap();
+    assert_eq!(b["next_nonce"], 1, "{b}");
+    // Reads need no token.
+    let (code, out, err) = run(&["status", "--rpc", &url, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["validators"], 1, "{out}");
+    assert_eq!(s["online"], 1, "{out}");
+    drop(node);
+
+    // A node that is not there: a clear error, exit 1 (after the reads' retries).
+    let (code, _, _) = run(&["status", "--rpc", "http://127.0.0.1:9", "--json"]);
+    assert_eq!(code, 1);
+    let (code, _, err) = run(&["status", "--rpc", "http://127.0.0.1:9"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot reach the node at http://127.0.0.1:9"),
+        "{err}"
     );
 }

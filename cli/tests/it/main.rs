@@ -4,6 +4,7 @@
 mod devnet;
 mod gas;
 mod inspect_run;
+mod keys;
 mod packaging;
 mod prove_verify;
 
@@ -52,9 +53,21 @@ impl Project {
         self
     }
 
+    /// The CLI in the project, with its own config folder (keys, config.toml) and none of
+    /// the machine's client settings.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("lightchain").unwrap();
-        c.current_dir(self.dir.path()).args(args);
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env("LIGHTCHAIN_CONFIG_DIR", self.dir.path().join("config"));
+        for v in [
+            "LIGHTCHAIN_RPC",
+            "LIGHTCHAIN_RPC_TOKEN",
+            "LIGHTCHAIN_PROFILE",
+            "LIGHTCHAIN_KEY",
+        ] {
+            c.env_remove(v);
+        }
         c
     }
 
