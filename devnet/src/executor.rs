@@ -48,7 +48,7 @@ pub struct Help {
 }
 
 /// A helper's proof of one segment of a task, for the task's executor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentReply {
     pub task_id: String,
     pub attempt: u32,

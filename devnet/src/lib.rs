@@ -41,6 +41,7 @@ pub mod rpc;
 pub mod seal;
 pub mod store;
 pub mod validator;
+pub mod wire;
 
 pub use api::{DevAccount, DevnetApi, Status};
 pub use config::DevnetConfig;

@@ -12,33 +12,99 @@ use malachitebft_core_consensus::{ProposedValue, SignedConsensusMsg, WalEntry};
 use malachitebft_core_types::{
     NilOrVal, Round, SignedMessage, Timeout, TimeoutKind, Validity, VoteType,
 };
-use malachitebft_signing_ed25519::Signature;
 use serde::{Deserialize, Serialize};
 
 use super::context::{Address, BlockHash, DevnetContext, Height, Proposal, Value, Vote};
 use crate::chain::Block;
+use crate::wire::{WireError, signature};
 
 type Ctx = DevnetContext;
+
+/// A signed vote in a form that serializes (the WAL's and the wire's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoteForm {
+    precommit: bool,
+    height: u64,
+    round: i64,
+    value: Option<[u8; 32]>,
+    validator: [u8; 20],
+    signature: Vec<u8>,
+}
+
+impl VoteForm {
+    pub fn of(v: &SignedMessage<Ctx, Vote>) -> VoteForm {
+        VoteForm {
+            precommit: v.message.vote_type == VoteType::Precommit,
+            height: v.message.height.0,
+            round: v.message.round.as_i64(),
+            value: match &v.message.value {
+                NilOrVal::Nil => None,
+                NilOrVal::Val(h) => Some(h.0),
+            },
+            validator: v.message.validator.0,
+            signature: v.signature.to_bytes().to_vec(),
+        }
+    }
+
+    pub fn into_signed(self) -> Result<SignedMessage<Ctx, Vote>, WireError> {
+        let vote = Vote {
+            vote_type: if self.precommit {
+                VoteType::Precommit
+            } else {
+                VoteType::Prevote
+            },
+            height: Height(self.height),
+            round: round(self.round),
+            value: self
+                .value
+                .map_or(NilOrVal::Nil, |h| NilOrVal::Val(BlockHash(h))),
+            validator: Address(self.validator),
+            extension: None,
+        };
+        Ok(SignedMessage::new(vote, signature(&self.signature)?))
+    }
+}
+
+/// A signed proposal (with its block) in a form that serializes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProposalForm {
+    height: u64,
+    round: i64,
+    pol_round: i64,
+    proposer: [u8; 20],
+    block: Block,
+    signature: Vec<u8>,
+}
+
+impl ProposalForm {
+    pub fn of(p: &SignedMessage<Ctx, Proposal>) -> ProposalForm {
+        ProposalForm {
+            height: p.message.height.0,
+            round: p.message.round.as_i64(),
+            pol_round: p.message.pol_round.as_i64(),
+            proposer: p.message.proposer.0,
+            block: (*p.message.value.block).clone(),
+            signature: p.signature.to_bytes().to_vec(),
+        }
+    }
+
+    pub fn into_signed(self) -> Result<SignedMessage<Ctx, Proposal>, WireError> {
+        let p = Proposal {
+            height: Height(self.height),
+            round: round(self.round),
+            value: Value::new(self.block),
+            pol_round: round(self.pol_round),
+            proposer: Address(self.proposer),
+        };
+        Ok(SignedMessage::new(p, signature(&self.signature)?))
+    }
+}
 
 /// A WAL entry in a form that serializes.
 #[derive(Serialize, Deserialize)]
 enum Entry {
-    Vote {
-        precommit: bool,
-        height: u64,
-        round: i64,
-        value: Option<[u8; 32]>,
-        validator: [u8; 20],
-        signature: Vec<u8>,
-    },
-    Proposal {
-        height: u64,
-        round: i64,
-        pol_round: i64,
-        proposer: [u8; 20],
-        block: Block,
-        signature: Vec<u8>,
-    },
+    Vote(VoteForm),
+    Proposal(ProposalForm),
     Timeout {
         kind: u8,
         round: i64,
@@ -53,7 +119,8 @@ enum Entry {
     },
 }
 
-fn round(r: i64) -> Round {
+/// A round number as stored (-1: none).
+pub fn round(r: i64) -> Round {
     if r < 0 {
         Round::Nil
     } else {
@@ -61,32 +128,13 @@ fn round(r: i64) -> Round {
     }
 }
 
-fn signature(b: &[u8]) -> Option<Signature> {
-    Some(Signature::from_bytes(b.try_into().ok()?))
-}
-
 impl Entry {
     fn of(e: &WalEntry<Ctx>) -> Entry {
         match e {
-            WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(v)) => Entry::Vote {
-                precommit: v.message.vote_type == VoteType::Precommit,
-                height: v.message.height.0,
-                round: v.message.round.as_i64(),
-                value: match &v.message.value {
-                    NilOrVal::Nil => None,
-                    NilOrVal::Val(h) => Some(h.0),
-                },
-                validator: v.message.validator.0,
-                signature: v.signature.to_bytes().to_vec(),
-            },
-            WalEntry::ConsensusMsg(SignedConsensusMsg::Proposal(p)) => Entry::Proposal {
-                height: p.message.height.0,
-                round: p.message.round.as_i64(),
-                pol_round: p.message.pol_round.as_i64(),
-                proposer: p.message.proposer.0,
-                block: (*p.message.value.block).clone(),
-                signature: p.signature.to_bytes().to_vec(),
-            },
+            WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(v)) => Entry::Vote(VoteForm::of(v)),
+            WalEntry::ConsensusMsg(SignedConsensusMsg::Proposal(p)) => {
+                Entry::Proposal(ProposalForm::of(p))
+            }
             WalEntry::Timeout(t) => Entry::Timeout {
                 kind: match t.kind {
                     TimeoutKind::Propose => 0,
@@ -109,50 +157,11 @@ impl Entry {
 
     fn into_entry(self) -> Option<WalEntry<Ctx>> {
         Some(match self {
-            Entry::Vote {
-                precommit,
-                height,
-                round: r,
-                value,
-                validator,
-                signature: s,
-            } => {
-                let vote = Vote {
-                    vote_type: if precommit {
-                        VoteType::Precommit
-                    } else {
-                        VoteType::Prevote
-                    },
-                    height: Height(height),
-                    round: round(r),
-                    value: value.map_or(NilOrVal::Nil, |h| NilOrVal::Val(BlockHash(h))),
-                    validator: Address(validator),
-                    extension: None,
-                };
-                WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(SignedMessage::new(
-                    vote,
-                    signature(&s)?,
-                )))
+            Entry::Vote(v) => {
+                WalEntry::ConsensusMsg(SignedConsensusMsg::Vote(v.into_signed().ok()?))
             }
-            Entry::Proposal {
-                height,
-                round: r,
-                pol_round,
-                proposer,
-                block,
-                signature: s,
-            } => {
-                let p = Proposal {
-                    height: Height(height),
-                    round: round(r),
-                    value: Value::new(block),
-                    pol_round: round(pol_round),
-                    proposer: Address(proposer),
-                };
-                WalEntry::ConsensusMsg(SignedConsensusMsg::Proposal(SignedMessage::new(
-                    p,
-                    signature(&s)?,
-                )))
+            Entry::Proposal(p) => {
+                WalEntry::ConsensusMsg(SignedConsensusMsg::Proposal(p.into_signed().ok()?))
             }
             Entry::Timeout { kind, round: r } => WalEntry::Timeout(Timeout {
                 kind: match kind {
