@@ -416,14 +416,18 @@ impl DevnetApi {
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not loaded")))?;
         let parsed = pkg.model.parse_inputs(&inputs.to_string())?;
         let metered = self.runtime().gas(&pkg, m.package_hash);
-        lightchain_aivm::gas::quote(
+        let e = lightchain_aivm::gas::quote(
             &pkg.program,
             &pkg.info.model_id,
             metered,
             &parsed,
             gas_price,
-        )
-        .map_err(DevnetError::from)
+        )?;
+        // Proving memory as the package proves it: in segments when over its limit.
+        Ok(lightchain_aivm::gas::Estimate {
+            memory_mb: pkg.info.memory_estimate_mb,
+            ..e
+        })
     }
 
     /// Waits until a task has a receipt (or failed).

@@ -54,6 +54,7 @@ pub fn estimate(
     gas_price: u64,
     curve: Option<&CostCurve>,
 ) -> Result<Estimate> {
+    // Proving memory as the package proves it: in segments when over its limit.
     estimate_program(
         &pkg.program,
         pkg.info.input_visibility,
@@ -61,4 +62,8 @@ pub fn estimate(
         gas_price,
         curve,
     )
+    .map(|e| Estimate {
+        memory_mb: pkg.info.memory_estimate_mb,
+        ..e
+    })
 }

@@ -75,6 +75,14 @@ async fn validators_prove_the_segments_of_one_task() {
     tokio::task::block_in_place(|| {
         let (_, model_id) = api.deploy(&key, bytes.clone()).unwrap();
         let model = api.model(&model_id).unwrap();
+        // The quote's memory is the segments', within the package's 128 MB.
+        let quote = api
+            .estimate(&model_id, &cnn_input("input.json"), 1)
+            .unwrap();
+        assert!(
+            quote.memory_mb <= 128 && quote.breakdown.k > 11,
+            "{quote:?}"
+        );
         // A task whose executor is known before it is sent (its id is its hash).
         let task = |file: &str| {
             let inputs = cnn_input(file);
