@@ -597,6 +597,10 @@ impl DevnetApi {
             slot.stop(&self.inner.net);
             slot.discard();
         }
+        // The listeners hold the network that holds the transport: stop them and let go.
+        if let Some(t) = self.inner.net.take_transport() {
+            t.stop();
+        }
         self.inner.store.lock().take();
     }
 }

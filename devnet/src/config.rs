@@ -39,6 +39,9 @@ pub struct DevnetConfig {
     pub behaviors: Vec<(usize, Behavior)>,
     /// Serve JSON-RPC over HTTP.
     pub rpc: bool,
+    /// Validators exchange their messages over HTTP on loopback (each its own listener; what
+    /// separate processes do) instead of in-process channels.
+    pub http_transport: bool,
     /// A program that checks an uploaded package in its own process before it reaches the
     /// validators (`PROGRAM check-package < package`, exit 0 when valid). Crafted models can
     /// crash model loaders; a crash there costs a child process, not the node.
@@ -65,6 +68,7 @@ impl Default for DevnetConfig {
             params_dir: None,
             behaviors: vec![],
             rpc: true,
+            http_transport: false,
             package_checker: None,
         }
     }
@@ -90,6 +94,12 @@ impl DevnetConfig {
     }
 
     #[must_use]
+    /// Validators talk over HTTP on loopback instead of channels.
+    pub fn with_http_transport(mut self) -> Self {
+        self.http_transport = true;
+        self
+    }
+
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self

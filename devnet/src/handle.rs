@@ -426,6 +426,15 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         net: Network::new((0..n).map(|_| std::sync::mpsc::channel().0).collect()),
         clock: Clock::default(),
     };
+    if config.http_transport {
+        let t = crate::transport::Transport::start(
+            &boot.net,
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            n,
+        )
+        .await?;
+        boot.net.set_transport(Arc::new(t));
+    }
     let (mut views, mut behaviors, mut runtimes, mut slots) = (vec![], vec![], vec![], vec![]);
     let mut stats = vec![];
     for k in &keys {

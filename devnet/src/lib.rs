@@ -14,7 +14,9 @@
 //! is what gets hashed and signed); [`validator`], [`executor`] and [`consensus`] are one
 //! validator;
 //! [`mempool`], [`seal`] (encrypted inputs), [`checker`] (uploaded packages, out of process),
-//! [`clock`] and [`lock`] serve them.
+//! [`clock`] and [`lock`] serve them. [`wire`] encodes the validators' messages and
+//! [`transport`] carries them over HTTP (`DevnetConfig::with_http_transport`: each validator
+//! its own loopback listener) instead of in-process channels.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -40,6 +42,7 @@ pub mod net;
 pub mod rpc;
 pub mod seal;
 pub mod store;
+pub mod transport;
 pub mod validator;
 pub mod wire;
 

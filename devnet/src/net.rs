@@ -72,6 +72,8 @@ type Delayed = BTreeMap<(Instant, u64), (usize, usize, NetMsg)>;
 #[derive(Clone)]
 pub struct Network {
     peers: Arc<Shared<Vec<Peer>>>,
+    /// When set, messages between validators travel over it (HTTP) instead of channels.
+    transport: Arc<Shared<Option<Arc<crate::transport::Transport>>>>,
     pub faults: Arc<Shared<Faults>>,
     delayed: Arc<Lock<(Delayed, u64)>>,
     wake: Arc<Lock<Option<Sender<()>>>>,
@@ -84,6 +86,7 @@ impl Network {
     pub fn new(peers: Vec<Peer>) -> Network {
         Network {
             peers: Arc::new(Shared::new(peers)),
+            transport: Default::default(),
             faults: Default::default(),
             delayed: Default::default(),
             wake: Default::default(),
@@ -131,8 +134,35 @@ impl Network {
         }
     }
 
-    /// Delivers to one validator whatever the faults (stopping a crashed validator).
+    /// Sends messages between validators over `t` from now on.
+    pub fn set_transport(&self, t: Arc<crate::transport::Transport>) {
+        *self.transport.write() = Some(t);
+    }
+
+    /// Takes the transport out (validators then talk through channels again).
+    pub fn take_transport(&self) -> Option<Arc<crate::transport::Transport>> {
+        self.transport.write().take()
+    }
+
+    /// The transport, when validators talk over one.
+    pub fn transport(&self) -> Option<Arc<crate::transport::Transport>> {
+        self.transport.read().clone()
+    }
+
+    /// Delivers to one validator whatever the faults (stopping a crashed validator): over the
+    /// transport when there is one and the message travels, else through its channel.
     pub fn deliver(&self, from: usize, to: usize, msg: NetMsg) {
+        if from != API
+            && let Some(t) = self.transport()
+            && t.post(from, to, &msg)
+        {
+            return;
+        }
+        self.deliver_local(from, to, msg);
+    }
+
+    /// Delivers through the validator's channel (what arrives from the transport).
+    pub fn deliver_local(&self, from: usize, to: usize, msg: NetMsg) {
         if let Some(p) = self.peers.read().get(to) {
             let _ = p.send((from, msg));
         }

@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// The model folder the devnet benchmark deploys.
     #[arg(long, default_value = "fixtures/ezkl/1l_mlp")]
     pub devnet_model: PathBuf,
+    /// With --devnet: validators exchange their messages over HTTP on loopback (sockets and
+    /// the wire codec, as separate processes do) instead of in-process channels.
+    #[arg(long, requires = "devnet")]
+    pub over_http: bool,
     /// Instead of proving against EZKL: run the devnet fault suite over N tasks (kills,
     /// revivals, partitions, delays and one Byzantine validator under load) and write its
     /// figures into RELIABILITY.md.

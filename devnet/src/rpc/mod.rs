@@ -22,6 +22,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
+use axum::serve::ListenerExt;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -112,6 +113,9 @@ pub async fn serve(
         .map_err(|source| DevnetError::Bind { addr, source })?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let app = router(api);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async {

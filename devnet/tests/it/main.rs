@@ -9,6 +9,7 @@ mod mempool;
 mod recovery;
 mod rpc;
 mod segments;
+mod transport;
 
 use std::time::Duration;
 

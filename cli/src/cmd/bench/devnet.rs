@@ -87,10 +87,13 @@ impl BenchArgs {
             .build()?;
         let validators = 4;
         let (latencies, per_second) = rt.block_on(async {
-            let cfg = lightchain_devnet::DevnetConfig::default()
+            let mut cfg = lightchain_devnet::DevnetConfig::default()
                 .with_port(0)
                 .without_rpc()
                 .with_validators(validators);
+            if self.over_http {
+                cfg = cfg.with_http_transport();
+            }
             let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
             let keys: Vec<_> = handle.dev_accounts().iter().map(|a| a.key()).collect();
             let key = keys[0].clone();
@@ -130,7 +133,11 @@ impl BenchArgs {
         sorted.sort_by(|a, b| a.total_cmp(b));
         let median = percentile(&sorted, 0.5);
         let command = this_command();
-        let name = self.devnet_model.display().to_string();
+        let name = format!(
+            "{}{}",
+            self.devnet_model.display(),
+            if self.over_http { " (over HTTP)" } else { "" }
+        );
         let table = format!(
             "| model | k | validators | tasks | median ms | p10 ms | p90 ms | p99 ms | min ms | max ms | tasks/s at saturation |\n|---|---|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {per_second:.2} |\n",
             pkg.info.k,
