@@ -80,9 +80,13 @@ impl Default for Timeouts {
     }
 }
 
+/// Rounds after which the timeouts stop growing: after a long partition a height can be at a
+/// high round, and uncapped back-off would make every round after the heal slower still.
+pub const BACKOFF_ROUNDS: u32 = 8;
+
 impl Timeouts {
-    fn duration(&self, t: Timeout) -> Duration {
-        let r = t.round.as_u32().unwrap_or(0);
+    pub fn duration(&self, t: Timeout) -> Duration {
+        let r = t.round.as_u32().unwrap_or(0).min(BACKOFF_ROUNDS);
         match t.kind {
             TimeoutKind::Propose => self.propose + self.delta * r,
             TimeoutKind::Prevote => self.prevote + self.delta * r,
