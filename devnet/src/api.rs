@@ -78,8 +78,15 @@ pub(crate) struct Inner {
     /// Transactions sent through this API recently: they count as pending until the
     /// validators' mempools show them.
     pub sent: Lock<HashMap<String, Sent>>,
+    /// Transactions acknowledged through this API and perhaps not in a block yet, oldest
+    /// first: sent again to every validator when one is revived or a fault healed, since
+    /// mempools die with their validator (at most [`ACKED_KEPT`]).
+    pub acked: Lock<std::collections::VecDeque<SignedTx>>,
     pub snapshots: Lock<Vec<u64>>,
 }
+
+/// Acknowledged transactions kept for sending again.
+pub const ACKED_KEPT: usize = 65_536;
 
 /// The devnet's in-process API (what the JSON-RPC server calls).
 #[derive(Clone)]
@@ -292,7 +299,28 @@ impl DevnetApi {
         for i in 0..self.inner.net.len() {
             self.inner.net.send(net::API, i, NetMsg::Tx(tx.clone()));
         }
+        let mut acked = self.inner.acked.lock();
+        if acked.len() >= ACKED_KEPT {
+            acked.pop_front();
+        }
+        acked.push_back(tx);
         Ok(hex)
+    }
+
+    /// Sends the acknowledged transactions that no block has taken yet (their nonce not yet
+    /// used) to every validator again: a transaction that only the validators killed since
+    /// held would otherwise be lost with their mempools.
+    fn resend_acknowledged(&self) {
+        let txs: Vec<SignedTx> = self.with_view(|v| {
+            let mut acked = self.inner.acked.lock();
+            acked.retain(|tx| tx.body.nonce >= v.state.account(&tx.body.sender()).nonce);
+            acked.iter().cloned().collect()
+        });
+        for tx in txs {
+            for i in 0..self.inner.net.len() {
+                self.inner.net.send(net::API, i, NetMsg::Tx(tx.clone()));
+            }
+        }
     }
 
     /// The next nonce to use for an account: its chain nonce, past the run of nonces its
@@ -500,6 +528,7 @@ impl DevnetApi {
         }
         // The reverted mempools are empty; so is what this API counted as pending.
         self.inner.sent.lock().clear();
+        self.inner.acked.lock().clear();
         let start = Instant::now();
         let at = |i: usize| self.inner.views[i].read().state.height == h;
         while !self.online().into_iter().all(at) {
@@ -546,6 +575,7 @@ impl DevnetApi {
         self.check_index(validator)?;
         self.inner.slots[validator].start(&self.inner.net);
         self.inner.net.faults.write().killed.remove(&validator);
+        self.resend_acknowledged();
         Ok(())
     }
 
@@ -565,9 +595,12 @@ impl DevnetApi {
 
     /// Fault injection: ends a partition and any delay.
     pub fn heal(&self) {
-        let mut f = self.inner.net.faults.write();
-        f.partition = None;
-        f.delay = Duration::ZERO;
+        {
+            let mut f = self.inner.net.faults.write();
+            f.partition = None;
+            f.delay = Duration::ZERO;
+        }
+        self.resend_acknowledged();
     }
 
     /// Fault injection: delays every message between validators.

@@ -458,6 +458,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         slots,
         accounts,
         sent: Lock::new(Default::default()),
+        acked: Lock::new(Default::default()),
         snapshots: Lock::new(vec![]),
     });
     let temp_wal = boot.temp_wal.clone();

@@ -316,3 +316,29 @@ async fn byzantine_validators_do_not_split_or_stop_the_chain() {
         });
     }
 }
+
+/// A task acknowledged while only two validators ran (no quorum: it waits in their mempools),
+/// then those two killed (their mempools gone) and everybody revived: the task is not lost,
+/// because the API sends what it acknowledged and no block took yet to revived validators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_held_only_by_killed_validators_is_not_lost() {
+    let (api, handle) = spawn(config()).await;
+    let key = handle.dev_accounts()[4].key();
+    tokio::task::block_in_place(|| {
+        let (_, model) = api.deploy(&key, package("digits")).unwrap();
+        api.kill(2).unwrap();
+        api.kill(3).unwrap();
+        let id = api
+            .submit_task(&key, &model, input("digits", "seven.json"), false, 1)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(api.receipt(&id).is_none());
+        api.kill(0).unwrap();
+        api.kill(1).unwrap();
+        for v in [2, 3, 0, 1] {
+            api.revive(v).unwrap();
+        }
+        let r = api.wait_receipt(&id, WAIT).unwrap();
+        assert_eq!(r.task_id, id);
+    });
+}
