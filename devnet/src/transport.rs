@@ -20,7 +20,6 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 
 use crate::error::{DevnetError, Result};
 use crate::net::{NetMsg, Network};
@@ -67,13 +66,6 @@ impl Transport {
         let stats = Arc::new(TransportStats::default());
         let (mut addrs, mut shutdown) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for to in 0..n {
-            let addr = SocketAddr::new(host, 0);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| DevnetError::Bind { addr, source })?;
-            let local = listener
-                .local_addr()
-                .map_err(|source| DevnetError::Bind { addr, source })?;
             let inbox = Inbox {
                 to,
                 validators: n,
@@ -84,18 +76,7 @@ impl Transport {
                 .route("/p2p", post(receive))
                 .layer(DefaultBodyLimit::max(MAX_MESSAGE))
                 .with_state(inbox);
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            // Small messages answered at once, not held for a delayed ACK (Nagle).
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
+            let (local, tx) = crate::rpc::serve_app(SocketAddr::new(host, 0), app).await?;
             addrs.push(local);
             shutdown.push(tx);
         }

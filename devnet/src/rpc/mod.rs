@@ -104,18 +104,25 @@ pub async fn serve(
     port: u16,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), DevnetError> {
     access::check_bind(host, &api.config().rpc_access)?;
-    let addr = SocketAddr::new(host, port);
+    serve_app(SocketAddr::new(host, port), router(api)).await
+}
+
+/// Binds `addr` (port 0: any free one) and serves `app` there, with TCP_NODELAY (small
+/// answers are not held for a delayed ACK), until the returned sender fires or is dropped.
+pub(crate) async fn serve_app(
+    addr: SocketAddr,
+    app: Router,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), DevnetError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DevnetError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| DevnetError::Bind { addr, source })?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let app = router(api);
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async {

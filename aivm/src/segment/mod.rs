@@ -32,6 +32,11 @@ use crate::proof::{
 };
 use crate::split::{self, Split};
 
+mod parallel;
+
+use parallel::run_parallel;
+pub use parallel::workers;
+
 /// At most this many segments per program (an envelope with more is refused unread).
 pub const MAX_SEGMENTS: usize = 4096;
 
@@ -648,38 +653,6 @@ fn invalid(reason: String) -> AivmError {
     AivmError::InvalidProof(ProofError::Segments(reason))
 }
 
-/// Runs `f` over `jobs` on at most `workers` threads, keeping the jobs' order in the results;
-/// the first error wins.
-fn run_parallel<J: Send, T: Send>(
-    jobs: Vec<J>,
-    workers: usize,
-    f: impl Fn(J) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
-    let n = jobs.len();
-    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().rev().collect::<Vec<_>>());
-    let results: std::sync::Mutex<Vec<Option<Result<T>>>> =
-        std::sync::Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(n) {
-            s.spawn(|| {
-                loop {
-                    // Jobs are taken in order (the queue is reversed below).
-                    let job = queue.lock().expect("queue").pop();
-                    let Some((i, job)) = job else { break };
-                    let r = f(job);
-                    results.lock().expect("results")[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("results")
-        .into_iter()
-        .map(|r| r.expect("every job ran"))
-        .collect()
-}
-
 /// Where to cut `program` so that proving it needs at most `memory_mb` (by
 /// [`memory_estimate_mb`]): `None` when one circuit fits.
 pub fn cuts_within(
@@ -702,13 +675,6 @@ fn limit_k(memory_mb: u64) -> Result<u32> {
             memory_estimate_mb(4)
         ))
     })
-}
-
-/// How many segments of domain `k` prove at once within `memory_mb`: at least one, at most
-/// one per core.
-pub fn workers(memory_mb: u64, k: u32) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    ((memory_mb / memory_estimate_mb(k).max(1)) as usize).clamp(1, cores)
 }
 
 /// The keys of a model under a memory limit: one circuit when it fits, else its segments.
