@@ -405,8 +405,10 @@ impl App {
         self.view.write().mempool = pending;
     }
 
-    /// Forgets what a restart loses: the mempool, the results, the jobs started.
+    /// Forgets what a restart loses: the mempool, the results, the jobs started, a request to
+    /// mine (one that arrived after its block would otherwise mine another after a revert).
     pub fn restart(&mut self) {
+        self.mine_requested = false;
         self.mempool.clear();
         self.results.clear();
         self.started.clear();
