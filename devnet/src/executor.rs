@@ -188,8 +188,7 @@ impl Executor {
             return;
         };
         if matches!(b, Behavior::WrongOutput | Behavior::CorruptProof) {
-            let n = proof.1.len();
-            proof.1[n / 2] ^= 0x40;
+            flip_middle(&mut proof.1);
         }
         self.stats.write().segments_for_others += 1;
         let reply = SegmentReply {
@@ -330,6 +329,11 @@ fn corrupt(proof: &mut Proof) {
         },
         None => &mut proof.proof,
     };
+    flip_middle(bytes);
+}
+
+/// Flips a bit in the middle of some proof bytes (none when empty).
+fn flip_middle(bytes: &mut [u8]) {
     let n = bytes.len();
     if n > 0 {
         bytes[n / 2] ^= 0x40;

@@ -54,7 +54,6 @@ pub struct Transport {
 #[derive(Clone)]
 struct Inbox {
     to: usize,
-    validators: usize,
     net: Network,
     stats: Arc<TransportStats>,
 }
@@ -68,7 +67,6 @@ impl Transport {
         for to in 0..n {
             let inbox = Inbox {
                 to,
-                validators: n,
                 net: net.clone(),
                 stats: stats.clone(),
             };
@@ -157,7 +155,7 @@ async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) ->
         .get(FROM_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&f| f < inbox.validators);
+        .filter(|&f| f < inbox.net.len());
     let Some(from) = from else {
         inbox.stats.refused.fetch_add(1, Ordering::Relaxed);
         return StatusCode::BAD_REQUEST;

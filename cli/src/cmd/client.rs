@@ -155,9 +155,10 @@ impl Rpc {
     ) -> anyhow::Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let bytes = serde_json::to_vec(&body)?;
-        pb.set_length(bytes.len() as u64);
-        let reader = pb.wrap_read(std::io::Cursor::new(bytes.clone()));
-        let body = reqwest::blocking::Body::sized(reader, bytes.len() as u64);
+        let len = bytes.len() as u64;
+        pb.set_length(len);
+        let reader = pb.wrap_read(std::io::Cursor::new(bytes));
+        let body = reqwest::blocking::Body::sized(reader, len);
         let r = self.send(method, body);
         pb.finish_and_clear();
         r.map_err(|(Failure::Transient(e) | Failure::Final(e))| e)

@@ -150,7 +150,7 @@ fn check_receipt(
     proof: &Proof,
     pkg: &lightchain_packager::Package,
 ) -> anyhow::Result<()> {
-    let nonce: String = proof.nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = lightchain_devnet::crypto::hex(&proof.nonce);
     anyhow::ensure!(
         nonce == r.task_id,
         "invalid receipt: its proof is bound to task {nonce}, not {}",
@@ -317,7 +317,7 @@ impl VerifyArgs {
             input_visibility: proof.visibility,
             segments: proof.segments.as_ref().map_or(1, |s| s.proofs.len()),
             settings,
-            nonce: proof.nonce.iter().map(|b| format!("{b:02x}")).collect(),
+            nonce: lightchain_devnet::crypto::hex(&proof.nonce),
             outputs: proof.outputs.clone(),
             receipt: facts,
         })
