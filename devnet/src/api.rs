@@ -68,6 +68,9 @@ pub(crate) struct Inner {
     pub clock: Clock,
     /// The store (taken at shutdown, so that the database closes with the devnet).
     pub store: Lock<Option<Arc<Store>>>,
+    /// The validators this process runs, by global index (all of them in a devnet, one in
+    /// a `lightchain node`); the vectors below follow this order.
+    pub local: Vec<usize>,
     pub views: Vec<Arc<Shared<ChainView>>>,
     pub behaviors: Vec<Arc<Shared<Behavior>>>,
     /// What each validator's executor did.
@@ -95,11 +98,20 @@ pub struct DevnetApi {
 }
 
 impl DevnetApi {
+    /// Positions (in [`Inner::local`]) of the local validators that run.
     fn online(&self) -> Vec<usize> {
         let f = self.inner.net.faults.read();
         (0..self.inner.views.len())
-            .filter(|i| !f.killed.contains(i) && self.inner.views[*i].read().fatal.is_none())
+            .filter(|&p| {
+                !f.killed.contains(&self.inner.local[p])
+                    && self.inner.views[p].read().fatal.is_none()
+            })
             .collect()
+    }
+
+    /// The validators this process runs (global indices).
+    pub fn local_validators(&self) -> &[usize] {
+        &self.inner.local
     }
 
     /// The chain as the most advanced online validator has it.
@@ -117,7 +129,7 @@ impl DevnetApi {
         f(&self.inner.views[best].read())
     }
 
-    /// Each validator's view (tests compare them).
+    /// Each local validator's view (tests compare them).
     pub fn views(&self) -> Vec<ChainView> {
         self.inner.views.iter().map(|v| v.read().clone()).collect()
     }
@@ -172,14 +184,14 @@ impl DevnetApi {
             .inner
             .views
             .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.read().fatal.clone().map(|f| (i, f)))
+            .zip(&self.inner.local)
+            .filter_map(|(v, &i)| v.read().fatal.clone().map(|f| (i, f)))
             .collect();
         self.with_view(|v| Status {
             chain_id: v.state.chain_id.clone(),
             height: v.state.height,
             last_hash: crypto::hex(&v.state.last_hash),
-            validators: self.inner.views.len(),
+            validators: self.inner.net.len(),
             online,
             mempool: v.mempool.len(),
             models: v.state.models.len(),
@@ -540,40 +552,42 @@ impl DevnetApi {
         true
     }
 
-    fn check_index(&self, validator: usize) -> Result<()> {
-        if validator >= self.inner.slots.len() {
-            return Err(DevnetError::NotFound(format!("validator {validator}")));
-        }
-        Ok(())
+    /// The position of a validator this process runs.
+    fn check_index(&self, validator: usize) -> Result<usize> {
+        self.inner
+            .local
+            .iter()
+            .position(|&v| v == validator)
+            .ok_or_else(|| DevnetError::NotFound(format!("validator {validator} in this process")))
     }
 
     /// What a validator's executor did: tasks, and segments proven for itself and others.
     pub fn executor_stats(&self, validator: usize) -> Result<crate::executor::ExecStats> {
-        self.check_index(validator)?;
-        Ok(self.inner.stats[validator].read().clone())
+        let p = self.check_index(validator)?;
+        Ok(self.inner.stats[p].read().clone())
     }
 
     /// Fault injection: how a validator behaves.
     pub fn set_behavior(&self, validator: usize, b: Behavior) -> Result<()> {
-        self.check_index(validator)?;
-        *self.inner.behaviors[validator].write() = b;
+        let p = self.check_index(validator)?;
+        *self.inner.behaviors[p].write() = b;
         Ok(())
     }
 
     /// Fault injection: crashes a validator (it stops; what it stored, its chain and its
     /// WAL, survives for [`Self::revive`]).
     pub fn kill(&self, validator: usize) -> Result<()> {
-        self.check_index(validator)?;
+        let p = self.check_index(validator)?;
         self.inner.net.faults.write().killed.insert(validator);
-        self.inner.slots[validator].stop(&self.inner.net);
+        self.inner.slots[p].stop(&self.inner.net);
         Ok(())
     }
 
     /// Fault injection: restarts a crashed validator from what it stored; it replays its
     /// WAL and syncs the blocks it missed.
     pub fn revive(&self, validator: usize) -> Result<()> {
-        self.check_index(validator)?;
-        self.inner.slots[validator].start(&self.inner.net);
+        let p = self.check_index(validator)?;
+        self.inner.slots[p].start(&self.inner.net);
         self.inner.net.faults.write().killed.remove(&validator);
         self.resend_acknowledged();
         Ok(())

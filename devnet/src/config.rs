@@ -46,6 +46,34 @@ pub struct DevnetConfig {
     /// validators (`PROGRAM check-package < package`, exit 0 when valid). Crafted models can
     /// crash model loaders; a crash there costs a child process, not the node.
     pub package_checker: Option<PathBuf>,
+    /// Run one validator of a multi-process network instead of all of them
+    /// (`lightchain node`); `validators` then follows the genesis.
+    pub node: Option<NodeSetup>,
+}
+
+/// One validator of a network of node processes: its keys, the shared genesis, and where
+/// it and its peers listen (see [`crate::home`]).
+#[derive(Clone)]
+pub struct NodeSetup {
+    pub index: usize,
+    pub keys: std::sync::Arc<crate::validator::ValidatorKeys>,
+    pub genesis: crate::chain::State,
+    /// This node's P2P listening address.
+    pub listen: std::net::SocketAddr,
+    /// Every validator's P2P address, by index (this node's own included).
+    pub peers: Vec<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for NodeSetup {
+    // Never the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSetup")
+            .field("index", &self.index)
+            .field("chain_id", &self.genesis.chain_id)
+            .field("listen", &self.listen)
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DevnetConfig {
@@ -70,6 +98,7 @@ impl Default for DevnetConfig {
             rpc: true,
             http_transport: false,
             package_checker: None,
+            node: None,
         }
     }
 }

@@ -160,7 +160,11 @@ pub async fn spawn(config: DevnetConfig) -> (DevnetApi, DevnetHandle) {
     try_spawn(config).await.expect("failed to start the devnet")
 }
 
-fn genesis(config: &DevnetConfig, keys: &[Arc<ValidatorKeys>], accounts: &[DevAccount]) -> State {
+pub(crate) fn genesis(
+    config: &DevnetConfig,
+    keys: &[Arc<ValidatorKeys>],
+    accounts: &[DevAccount],
+) -> State {
     let mut accts = BTreeMap::new();
     for a in accounts {
         accts.insert(
@@ -238,7 +242,7 @@ fn temp_wal_dir() -> PathBuf {
 }
 
 /// The funded dev accounts.
-fn dev_accounts(config: &DevnetConfig) -> Vec<DevAccount> {
+pub(crate) fn dev_accounts(config: &DevnetConfig) -> Vec<DevAccount> {
     (0..config.accounts)
         .map(|i| {
             let k = AccountKey::from_secret(crypto::dev_secret("account", i));
@@ -390,8 +394,104 @@ impl Boot<'_> {
     }
 }
 
-/// Starts a devnet: validators, consensus, and (unless disabled) the JSON-RPC server.
-pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)> {
+/// The keys of the validators this process runs, and the chain they start from.
+fn keys_and_start(
+    config: &DevnetConfig,
+    store: Option<&Store>,
+    accounts: &[DevAccount],
+) -> Result<(Vec<Arc<ValidatorKeys>>, Loaded)> {
+    let Some(node) = &config.node else {
+        let keys: Vec<Arc<ValidatorKeys>> = encryption_keys(store, config.validators)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| Arc::new(ValidatorKeys::new(i, e)))
+            .collect();
+        let start = restore_or_genesis(config, store, &keys, accounts)?;
+        return Ok((keys, start));
+    };
+    let k = &node.keys;
+    let matches = node.genesis.validators.get(node.index).is_some_and(|v| {
+        v.account_key == k.account.public()
+            && v.consensus_key == *k.consensus.public_key().as_bytes()
+            && v.encryption_key == x25519_dalek::PublicKey::from(&k.encryption).to_bytes()
+    });
+    if !matches || k.index != node.index {
+        return Err(DevnetError::Config(format!(
+            "the node's keys are not those of validator {} in its genesis",
+            node.index
+        )));
+    }
+    let start = match store.map(Store::load).transpose()?.flatten() {
+        Some(l) if l.state.chain_id != node.genesis.chain_id => {
+            return Err(DevnetError::Config(format!(
+                "the stored chain is {}, the genesis says {}",
+                l.state.chain_id, node.genesis.chain_id
+            )));
+        }
+        Some(l) => l,
+        None => {
+            if let Some(s) = store {
+                s.init(&node.genesis)?;
+            }
+            Loaded {
+                state: node.genesis.clone(),
+                blocks: vec![],
+                receipts: BTreeMap::new(),
+                packages: vec![],
+                pending: vec![],
+            }
+        }
+    };
+    Ok((vec![k.clone()], start))
+}
+
+/// The validators' P2P links: each its own loopback listener in a devnet, this node's
+/// listener and its peers' addresses in a node process.
+async fn start_transport(
+    config: &DevnetConfig,
+    net: &Network,
+    keys: &[Arc<ValidatorKeys>],
+    state: &State,
+) -> Result<()> {
+    if !config.http_transport && config.node.is_none() {
+        return Ok(());
+    }
+    let links = match &config.node {
+        Some(node) => crate::transport::Links {
+            listen: vec![(node.index, node.listen)],
+            peers: node.peers.iter().copied().map(Some).collect(),
+            me: Some(node.index),
+        },
+        None => crate::transport::Links::loopback(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            config.validators,
+        ),
+    };
+    let auth = crate::transport::PeerAuth {
+        chain_id: state.chain_id.clone(),
+        secrets: keys.iter().map(|k| (k.index, k.account.clone())).collect(),
+        publics: state.validators.iter().map(|v| v.account_key).collect(),
+    };
+    let t = crate::transport::Transport::start(net, links, auth).await?;
+    net.set_transport(Arc::new(t));
+    Ok(())
+}
+
+/// Starts a devnet: validators, consensus, and (unless disabled) the JSON-RPC server. With
+/// `config.node`, one validator of a network of node processes.
+pub async fn try_spawn(mut config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)> {
+    if let Some(node) = &config.node {
+        config.validators = node.genesis.validators.len();
+        config.chain_id = node.genesis.chain_id.clone();
+        if node.peers.len() != config.validators || node.index >= config.validators {
+            return Err(DevnetError::Config(format!(
+                "the node config lists {} peers and index {} for {} validators",
+                node.peers.len(),
+                node.index,
+                config.validators
+            )));
+        }
+    }
     let n = config.validators;
     if !(1..=64).contains(&n) {
         return Err(DevnetError::Config(
@@ -411,12 +511,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         Some(dir) => Some(Arc::new(Store::open(dir)?)),
         None => None,
     };
-    let keys: Vec<Arc<ValidatorKeys>> = encryption_keys(store.as_deref(), n)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| Arc::new(ValidatorKeys::new(i, e)))
-        .collect();
-    let start = restore_or_genesis(&config, store.as_deref(), &keys, &accounts)?;
+    let (keys, start) = keys_and_start(&config, store.as_deref(), &accounts)?;
     let boot = Boot {
         config: &config,
         start: &start,
@@ -426,15 +521,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         net: Network::new((0..n).map(|_| std::sync::mpsc::channel().0).collect()),
         clock: Clock::default(),
     };
-    if config.http_transport {
-        let t = crate::transport::Transport::start(
-            &boot.net,
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            n,
-        )
-        .await?;
-        boot.net.set_transport(Arc::new(t));
-    }
+    start_transport(&config, &boot.net, &keys, &start.state).await?;
     let (mut views, mut behaviors, mut runtimes, mut slots) = (vec![], vec![], vec![], vec![]);
     let mut stats = vec![];
     for k in &keys {
@@ -446,6 +533,7 @@ pub async fn try_spawn(config: DevnetConfig) -> Result<(DevnetApi, DevnetHandle)
         slots.push(v.slot);
     }
     let inner = Arc::new(Inner {
+        local: keys.iter().map(|k| k.index).collect(),
         chain_id: start.state.chain_id.clone(),
         config: config.clone(),
         net: boot.net.clone(),

@@ -36,6 +36,7 @@ pub mod crypto;
 pub mod error;
 pub mod executor;
 pub mod handle;
+pub mod home;
 pub mod lock;
 pub mod mempool;
 pub mod net;

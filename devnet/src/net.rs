@@ -151,12 +151,16 @@ impl Network {
 
     /// Delivers to one validator whatever the faults (stopping a crashed validator): over the
     /// transport when there is one and the message travels, else through its channel.
+    /// In a node process, messages from the API (transactions) travel in the name of the
+    /// node's validator.
     pub fn deliver(&self, from: usize, to: usize, msg: NetMsg) {
-        if from != API
-            && let Some(t) = self.transport()
-            && t.post(from, to, &msg)
-        {
-            return;
+        if let Some(t) = self.transport() {
+            let via = if from == API { t.me } else { Some(from) };
+            if let Some(via) = via
+                && t.post(via, to, &msg)
+            {
+                return;
+            }
         }
         self.deliver_local(from, to, msg);
     }

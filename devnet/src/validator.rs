@@ -75,6 +75,21 @@ impl ValidatorKeys {
             encryption,
         }
     }
+
+    /// Keys from their secrets (a node's key file).
+    pub fn from_secrets(
+        index: usize,
+        account: [u8; 32],
+        consensus: [u8; 32],
+        encryption: [u8; 32],
+    ) -> ValidatorKeys {
+        ValidatorKeys {
+            index,
+            account: AccountKey::from_secret(account),
+            consensus: malachitebft_signing_ed25519::PrivateKey::from(consensus),
+            encryption: x25519_dalek::StaticSecret::from(encryption),
+        }
+    }
 }
 
 /// Why a validator stopped: it could not keep its chain (a block it cannot apply, storage

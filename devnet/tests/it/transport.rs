@@ -1,12 +1,13 @@
 //! Validators over HTTP: every message between them crosses a socket and the wire codec;
 //! the chain commits proven tasks, agrees at every height, survives a killed validator and
-//! catches it up, and a listener refuses what is not a validator's message.
+//! catches it up, and a listener refuses what is not a validator's message, signed by it.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use lightchain_devnet::crypto::AccountKey;
 use lightchain_devnet::spawn;
-use lightchain_devnet::transport::FROM_HEADER;
+use lightchain_devnet::transport::{FROM_HEADER, SIG_HEADER, message_digest};
 
 use crate::{WAIT, config, eventually, input, package};
 
@@ -62,25 +63,50 @@ async fn validators_over_http_commit_agree_and_survive_a_kill() {
             );
         }
 
-        // What is not a validator's message is refused and changes nothing.
+        // What is not a validator's message is refused and changes nothing: no sender, an
+        // unknown one, no signature, a signature by another validator's key, one made for
+        // another destination, a signed body that is no message.
         let url = format!("http://{}/p2p", t.addrs[0]);
         let client = reqwest::blocking::Client::new();
-        let post = |from: Option<&str>, body: &str| {
+        let chain = api.chain_id().to_string();
+        let key = |i: usize| {
+            AccountKey::from_secret(lightchain_devnet::crypto::dev_secret(
+                "validator account",
+                i,
+            ))
+        };
+        let sign = |by: usize, from: usize, to: usize, body: &str| {
+            let d = message_digest(&chain, from, to, body.as_bytes());
+            lightchain_devnet::crypto::hex(&key(by).sign(&d))
+        };
+        let post = |from: Option<&str>, sig: Option<String>, body: &str| {
             let mut r = client.post(&url).body(body.to_string());
             if let Some(f) = from {
                 r = r.header(FROM_HEADER, f);
+            }
+            if let Some(s) = sig {
+                r = r.header(SIG_HEADER, s);
             }
             r.send().unwrap().status().as_u16()
         };
         let refused = t.stats.refused.load(Ordering::Relaxed);
         let height = api.views()[0].state.height;
-        assert_eq!(post(Some("1"), "nonsense"), 400);
-        assert_eq!(post(None, r#"{"Status": 5}"#), 400);
-        assert_eq!(post(Some("9"), r#"{"Status": 5}"#), 400);
-        assert_eq!(post(Some("1"), r#"{"Vote": {"precommit": true}}"#), 400);
-        assert_eq!(t.stats.refused.load(Ordering::Relaxed), refused + 4);
-        // A well-formed status from a peer is taken (and harmless).
-        assert_eq!(post(Some("1"), r#"{"Status": 1}"#), 204);
+        let status = r#"{"Status": 1}"#;
+        assert_eq!(post(None, Some(sign(1, 1, 0, status)), status), 400);
+        assert_eq!(post(Some("9"), Some(sign(1, 9, 0, status)), status), 400);
+        assert_eq!(post(Some("1"), None, status), 401);
+        assert_eq!(post(Some("1"), Some("zz".into()), status), 401);
+        assert_eq!(post(Some("1"), Some(sign(2, 1, 0, status)), status), 401);
+        assert_eq!(post(Some("1"), Some(sign(1, 1, 2, status)), status), 401);
+        assert_eq!(
+            post(Some("1"), Some(sign(1, 1, 0, "nonsense")), "nonsense"),
+            400
+        );
+        let vote = r#"{"Vote": {"precommit": true}}"#;
+        assert_eq!(post(Some("1"), Some(sign(1, 1, 0, vote)), vote), 400);
+        assert_eq!(t.stats.refused.load(Ordering::Relaxed), refused + 8);
+        // A well-formed status signed by its sender is taken (and harmless).
+        assert_eq!(post(Some("1"), Some(sign(1, 1, 0, status)), status), 204);
         assert_eq!(api.views()[0].state.height, height);
     });
 }
