@@ -40,6 +40,8 @@ enum Command {
     Task(cmd::client::TaskArgs),
     Status(cmd::client::StatusArgs),
     Keys(cmd::keys::KeysArgs),
+    Node(cmd::node::NodeArgs),
+    Testnet(cmd::node::TestnetArgs),
     Bench(cmd::bench::BenchArgs),
     #[command(hide = true)]
     BenchOne(cmd::bench::BenchOneArgs),
@@ -68,6 +70,8 @@ pub fn main() -> ExitCode {
         Command::Task(a) => a.run(&shell),
         Command::Status(a) => a.run(&shell),
         Command::Keys(a) => a.run(&shell),
+        Command::Node(a) => a.run(&shell),
+        Command::Testnet(a) => a.run(&shell),
         Command::Run(a) => a.run(&shell),
         Command::Prove(a) => a.run(&shell),
         Command::Verify(a) => a.run(&shell),

@@ -23,6 +23,7 @@ use crate::cmd::model::read_inputs;
 use crate::cmd::prove::DEFAULT_MEMORY_MB;
 
 mod devnet;
+mod testnet;
 use crate::shell::{Human, Shell};
 
 /// Benchmark proving against EZKL and write BENCHMARKS.md.
@@ -31,6 +32,7 @@ use crate::shell::{Human, Shell};
   lightchain bench                                   # every fixture and EZKL example
   lightchain bench fixtures/ezkl/1l_mlp fixtures/digits_cnn --no-write
   lightchain bench --devnet 50 --devnet-model fixtures/digits_mlp   # latency and tasks/s
+  lightchain bench --testnet 4,7,10 --devnet 20                    # node processes
   lightchain bench --ezkl ../shared/peers/ezkl/prove.py --python ~/.cache/lightchain-peers/ezkl-venv/bin/python
 
 A model folder holds model.onnx or network.onnx, and input.json.")]
@@ -64,6 +66,18 @@ pub struct BenchArgs {
     /// the wire codec, as separate processes do) instead of in-process channels.
     #[arg(long, requires = "devnet")]
     pub over_http: bool,
+    /// With --devnet: the number of validators.
+    #[arg(long, default_value_t = 4, requires = "devnet", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub validators: u16,
+    /// With --devnet: delay every message between validators by MS milliseconds (a network's
+    /// one-way latency, simulated).
+    #[arg(long, value_name = "MS", requires = "devnet")]
+    pub delay_ms: Option<u64>,
+    /// Instead of proving against EZKL: block time, task latency and proven tasks per second
+    /// with every validator a separate `lightchain node` process, for each network size
+    /// given (e.g. 4,7,10); --devnet N sets the tasks per size (default 20).
+    #[arg(long, value_delimiter = ',', value_name = "N,...", conflicts_with_all = ["over_http", "chaos"])]
+    pub testnet: Vec<usize>,
     /// Instead of proving against EZKL: run the devnet fault suite over N tasks (kills,
     /// revivals, partitions, delays and one Byzantine validator under load) and write its
     /// figures into RELIABILITY.md.
@@ -520,6 +534,9 @@ fn project_for(dir: &Path, out: &Path) -> anyhow::Result<()> {
 
 impl BenchArgs {
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
+        if !self.testnet.is_empty() {
+            return self.run_testnet(shell, &self.testnet);
+        }
         if let Some(n) = self.devnet {
             return self.run_devnet(shell, n);
         }

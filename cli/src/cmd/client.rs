@@ -122,6 +122,15 @@ pub struct Rpc {
 const READ_ATTEMPTS: u32 = 4;
 
 impl Rpc {
+    /// A client of the node at `url`.
+    pub fn new(url: &str, token: Option<String>) -> Rpc {
+        Rpc {
+            url: url.to_string(),
+            token,
+            client: reqwest::blocking::Client::new(),
+        }
+    }
+
     /// Calls a method. Reads are retried with backoff (0.25, 0.5, 1 s) when the node cannot be
     /// reached, times out, or is busy; writes are sent once.
     pub fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {

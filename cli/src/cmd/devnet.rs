@@ -32,21 +32,8 @@ pub struct DevnetArgs {
     /// Address to serve on (loopback by default; any other needs --rpc-token).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// Token that write methods (deploy, submit, dev_*) need as `Authorization: Bearer TOKEN`.
-    #[arg(
-        long,
-        env = "LIGHTCHAIN_RPC_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub rpc_token: Option<String>,
-    /// Let browsers on ORIGIN call the RPC (CORS; repeatable, `*` for any). None by default.
-    #[arg(long, value_name = "ORIGIN")]
-    pub rpc_cors: Vec<String>,
-    /// Accept requests whose Host header is NAME (besides IP addresses and localhost; a guard
-    /// against DNS rebinding). Repeatable.
-    #[arg(long, value_name = "NAME")]
-    pub rpc_allow_host: Vec<String>,
+    #[command(flatten)]
+    pub access: RpcAccessArgs,
     /// Produce a block every MS milliseconds instead of as soon as work is pending.
     #[arg(long, value_name = "MS")]
     pub block_time: Option<u64>,
@@ -69,6 +56,36 @@ pub struct DevnetArgs {
     /// Stop after the demo instead of serving.
     #[arg(long, hide = true)]
     pub exit_after_demo: bool,
+}
+
+/// Who may call a node's JSON-RPC (devnet and node).
+#[derive(Debug, Args)]
+pub struct RpcAccessArgs {
+    /// Token that write methods (deploy, submit, dev_*) need as `Authorization: Bearer TOKEN`.
+    #[arg(
+        long,
+        env = "LIGHTCHAIN_RPC_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub rpc_token: Option<String>,
+    /// Let browsers on ORIGIN call the RPC (CORS; repeatable, `*` for any). None by default.
+    #[arg(long, value_name = "ORIGIN")]
+    pub rpc_cors: Vec<String>,
+    /// Accept requests whose Host header is NAME (besides IP addresses and localhost; a guard
+    /// against DNS rebinding). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub rpc_allow_host: Vec<String>,
+}
+
+impl RpcAccessArgs {
+    pub fn access(&self) -> lightchain_devnet::rpc::RpcAccess {
+        lightchain_devnet::rpc::RpcAccess {
+            token: self.rpc_token.clone(),
+            cors_origins: self.rpc_cors.clone(),
+            allowed_hosts: self.rpc_allow_host.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -215,6 +232,44 @@ fn run_demo(
     Ok(())
 }
 
+/// Serves until Ctrl-C or SIGTERM, saying when a validator stops (its store fails, it
+/// cannot apply a committed block); the others go on.
+pub async fn serve_until_stopped(
+    shell: &Shell,
+    api: &lightchain_devnet::DevnetApi,
+) -> anyhow::Result<()> {
+    let mut reported = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("waiting for SIGTERM")?;
+    #[cfg(unix)]
+    let terminated = term.recv();
+    #[cfg(not(unix))]
+    let terminated = std::future::pending::<Option<()>>();
+    tokio::pin!(terminated);
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                r.context("waiting for Ctrl-C")?;
+                return Ok(());
+            }
+            _ = &mut terminated => return Ok(()),
+            _ = tick.tick() => {
+                for (v, reason) in api.status().stopped {
+                    if reported.insert(v) {
+                        if shell.json {
+                            println!("{}", serde_json::json!({"event": "validator_stopped", "validator": v, "reason": reason}));
+                        } else {
+                            eprintln!("error: validator {v} stopped: {reason}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl DevnetArgs {
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
         let cfg = DevnetConfig {
@@ -226,11 +281,7 @@ impl DevnetArgs {
             accounts: self.accounts,
             // Uploaded packages are checked in a child process of this very binary.
             package_checker: std::env::current_exe().ok(),
-            rpc_access: lightchain_devnet::rpc::RpcAccess {
-                token: self.rpc_token.clone(),
-                cors_origins: self.rpc_cors.clone(),
-                allowed_hosts: self.rpc_allow_host.clone(),
-            },
+            rpc_access: self.access.access(),
             ..DevnetConfig::default()
         }
         .with_task_timeout(self.task_timeout.map(Duration::from_secs));
@@ -277,29 +328,7 @@ impl DevnetArgs {
                     handle.rpc_url().unwrap_or_default()
                 );
             }
-            // A validator that stops (its store fails, it cannot apply a committed block)
-            // says so; the others go on.
-            let mut reported = std::collections::HashSet::new();
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    r = tokio::signal::ctrl_c() => {
-                        r.context("waiting for Ctrl-C")?;
-                        break;
-                    }
-                    _ = tick.tick() => {
-                        for (v, reason) in api.status().stopped {
-                            if reported.insert(v) {
-                                if shell.json {
-                                    println!("{}", serde_json::json!({"event": "validator_stopped", "validator": v, "reason": reason}));
-                                } else {
-                                    eprintln!("error: validator {v} stopped: {reason}");
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            serve_until_stopped(shell, &api).await?;
             drop(handle);
             Ok(())
         })

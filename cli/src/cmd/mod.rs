@@ -9,6 +9,7 @@ pub mod init;
 pub mod inspect;
 pub mod keys;
 pub mod model;
+pub mod node;
 pub mod package;
 pub mod profile;
 pub mod prove;

@@ -264,7 +264,11 @@ fn start_devnet(p: &Project, args: &[&str]) -> DevnetProcess {
     )
 }
 
-fn call(url: &str, method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
+pub fn call(
+    url: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value, String> {
     let r: serde_json::Value = reqwest::blocking::Client::new()
         .post(url)
         .timeout(Duration::from_secs(30))

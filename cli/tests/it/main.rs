@@ -7,6 +7,7 @@ mod inspect_run;
 mod keys;
 mod packaging;
 mod prove_verify;
+mod testnet;
 
 use assert_cmd::Command;
 

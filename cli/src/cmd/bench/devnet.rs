@@ -85,7 +85,7 @@ impl BenchArgs {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let validators = 4;
+        let validators = self.validators as usize;
         let (latencies, per_second) = rt.block_on(async {
             let mut cfg = lightchain_devnet::DevnetConfig::default()
                 .with_port(0)
@@ -95,6 +95,9 @@ impl BenchArgs {
                 cfg = cfg.with_http_transport();
             }
             let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
+            if let Some(ms) = self.delay_ms {
+                api.delay(std::time::Duration::from_millis(ms));
+            }
             let keys: Vec<_> = handle.dev_accounts().iter().map(|a| a.key()).collect();
             let key = keys[0].clone();
             tokio::task::block_in_place(|| -> anyhow::Result<(Vec<f64>, f64)> {
@@ -134,9 +137,12 @@ impl BenchArgs {
         let median = percentile(&sorted, 0.5);
         let command = this_command();
         let name = format!(
-            "{}{}",
+            "{}{}{}",
             self.devnet_model.display(),
-            if self.over_http { " (over HTTP)" } else { "" }
+            if self.over_http { " (over HTTP)" } else { "" },
+            self.delay_ms
+                .map(|ms| format!(" ({ms} ms per message)"))
+                .unwrap_or_default()
         );
         let table = format!(
             "| model | k | validators | tasks | median ms | p10 ms | p90 ms | p99 ms | min ms | max ms | tasks/s at saturation |\n|---|---|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {per_second:.2} |\n",
@@ -180,7 +186,7 @@ impl BenchArgs {
     }
 
     /// The devnet benchmarks' model packaged, with its input.
-    fn devnet_package(
+    pub(super) fn devnet_package(
         &self,
     ) -> anyhow::Result<(Vec<u8>, lightchain_packager::Package, serde_json::Value)> {
         let tmp = tempfile::tempdir()?;
