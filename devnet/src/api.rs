@@ -56,6 +56,10 @@ pub struct Status {
     /// Validators that stopped, and why.
     #[serde(default)]
     pub stopped: Vec<(usize, String)>,
+    /// Whether the fault controls (`dev_kill`, `dev_partition`, ...) act on every validator:
+    /// an in-process devnet's, not a node process's.
+    #[serde(default)]
+    pub dev_controls: bool,
 }
 
 /// A transaction sent through this API: sender, nonce, gas price, when.
@@ -138,6 +142,81 @@ impl DevnetApi {
         &self.inner.chain_id
     }
 
+    /// Every validator as this process sees it: liveness, height and round of those it runs,
+    /// and from the chain the proofs each verified, its votes and penalties.
+    pub fn validator_status(&self) -> Vec<crate::rpc::types::ValidatorStatus> {
+        let faults = self.inner.net.faults.read().clone();
+        let largest = faults
+            .partition
+            .as_ref()
+            .and_then(|g| g.iter().max_by_key(|g| g.len()).cloned());
+        self.with_view(|best| {
+            let mut verified = vec![0u64; best.state.validators.len()];
+            for r in best.receipts.values() {
+                for &v in &r.verified_by {
+                    if let Some(c) = verified.get_mut(v) {
+                        *c += 1;
+                    }
+                }
+            }
+            let mut votes = vec![0u64; best.state.validators.len()];
+            for b in &best.blocks {
+                for &v in &b.signers {
+                    if let Some(c) = votes.get_mut(v) {
+                        *c += 1;
+                    }
+                }
+            }
+            best.state
+                .validators
+                .iter()
+                .map(|rec| {
+                    let i = rec.index;
+                    let pos = self.inner.local.iter().position(|&l| l == i);
+                    let local = pos.map(|p| {
+                        let v = self.inner.views[p].read();
+                        let s = self.inner.stats[p].read().clone();
+                        let state = if faults.killed.contains(&i) {
+                            "killed"
+                        } else if v.fatal.is_some() {
+                            "stopped"
+                        } else if largest.as_ref().is_some_and(|g| !g.contains(&i)) {
+                            "partitioned"
+                        } else {
+                            "online"
+                        };
+                        let behavior = serde_json::to_value(*self.inner.behaviors[p].read())
+                            .ok()
+                            .and_then(|b| b.as_str().map(str::to_string));
+                        (state, v.state.height, v.round, s, behavior)
+                    });
+                    crate::rpc::types::ValidatorStatus {
+                        index: i,
+                        state: local.as_ref().map_or("remote", |l| l.0).to_string(),
+                        height: local.as_ref().map_or(best.state.height, |l| l.1),
+                        round: local.as_ref().map(|l| l.2),
+                        tasks_executed: local.as_ref().map(|l| l.3.tasks),
+                        mean_prove_ms: local
+                            .as_ref()
+                            .filter(|l| l.3.tasks > 0)
+                            .map(|l| l.3.prove_ms as f64 / l.3.tasks as f64),
+                        proofs_verified: verified[i],
+                        votes: votes[i],
+                        penalties: rec.penalties,
+                        jailed_until: rec.jailed_until,
+                        stake: rec.stake,
+                        behavior: local.and_then(|l| l.4),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Every deployed model, by id.
+    pub fn models(&self) -> Vec<ModelRecord> {
+        self.with_view(|v| v.state.models.values().cloned().collect())
+    }
+
     /// How long a transaction sent through this API counts as pending before it shows in a
     /// validator's mempool (gossip is in-process, so this is generous).
     const GOSSIP_GRACE: Duration = Duration::from_secs(10);
@@ -198,6 +277,7 @@ impl DevnetApi {
             tasks: v.state.tasks.len(),
             block_time_ms: self.inner.config.block_time.map(|d| d.as_millis() as u64),
             stopped,
+            dev_controls: self.inner.config.node.is_none(),
         })
     }
 
@@ -596,7 +676,9 @@ impl DevnetApi {
     /// Fault injection: only validators in the same group reach each other.
     pub fn partition(&self, groups: Vec<Vec<usize>>) -> Result<()> {
         for &v in groups.iter().flatten() {
-            self.check_index(v)?;
+            if v >= self.inner.net.len() {
+                return Err(DevnetError::NotFound(format!("validator {v}")));
+            }
         }
         self.inner.net.faults.write().partition = Some(
             groups

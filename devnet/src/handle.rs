@@ -327,6 +327,7 @@ impl Boot<'_> {
             receipts: start.receipts.clone(),
             mempool: vec![],
             fatal: None,
+            round: 0,
         }));
         let behavior = Arc::new(Shared::new(
             config
@@ -422,9 +423,13 @@ fn keys_and_start(
         )));
     }
     let start = match store.map(Store::load).transpose()?.flatten() {
-        Some(l) if l.state.chain_id != node.genesis.chain_id => {
+        Some(l)
+            if l.state.chain_id != node.genesis.chain_id
+                || !same_keys(&l.state.validators, &node.genesis.validators) =>
+        {
             return Err(DevnetError::Config(format!(
-                "the stored chain is {}, the genesis says {}",
+                "the stored chain ({}) is not the genesis's ({}): its validators or chain id \
+                 differ; move the node's state/ folder away to start from this genesis",
                 l.state.chain_id, node.genesis.chain_id
             )));
         }
@@ -443,6 +448,15 @@ fn keys_and_start(
         }
     };
     Ok((vec![k.clone()], start))
+}
+
+/// Whether two validator lists name the same validators with the same keys.
+fn same_keys(a: &[ValidatorRecord], b: &[ValidatorRecord]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (x.index, x.account_key, x.consensus_key, x.encryption_key)
+                == (y.index, y.account_key, y.consensus_key, y.encryption_key)
+        })
 }
 
 /// The validators' P2P links: each its own loopback listener in a devnet, this node's
@@ -525,7 +539,12 @@ pub async fn try_spawn(mut config: DevnetConfig) -> Result<(DevnetApi, DevnetHan
     let (mut views, mut behaviors, mut runtimes, mut slots) = (vec![], vec![], vec![], vec![]);
     let mut stats = vec![];
     for k in &keys {
-        let v = boot.start(k)?;
+        let v = boot.start(k).inspect_err(|_| {
+            // Listeners hold the network that holds them: stop them, or the ports stay bound.
+            if let Some(t) = boot.net.take_transport() {
+                t.stop();
+            }
+        })?;
         views.push(v.view);
         behaviors.push(v.behavior);
         stats.push(v.stats);

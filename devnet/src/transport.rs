@@ -18,7 +18,6 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -32,6 +31,9 @@ pub const FROM_HEADER: &str = "x-lightchain-from";
 pub const SIG_HEADER: &str = "x-lightchain-sig";
 /// Messages waiting per destination before new ones are dropped.
 pub const QUEUE: usize = 8192;
+/// Messages a listener receives at once (more are answered 503 and dropped, like a full
+/// queue).
+pub const RECEIVING: usize = 64;
 /// Largest message accepted (a block may carry packages).
 pub const MAX_MESSAGE: usize = 256 << 20;
 
@@ -67,6 +69,8 @@ struct Inbox {
     net: Network,
     stats: Arc<TransportStats>,
     auth: Arc<PeerAuth>,
+    /// Messages being received at once.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who may speak for which validator: every message is signed with its sender's validator
@@ -144,6 +148,7 @@ impl Transport {
                 net: net.clone(),
                 stats: stats.clone(),
                 auth: auth.clone(),
+                slots: Arc::new(tokio::sync::Semaphore::new(RECEIVING)),
             };
             let app = Router::new()
                 .route("/p2p", post(receive))
@@ -192,6 +197,8 @@ impl Transport {
             return false;
         };
         let (Some(q), Some(sig)) = (self.queues.get(to), self.auth.sign(from, to, &bytes)) else {
+            // No such peer, or a sender this process holds no key for.
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return true;
         };
         match q.try_send((from, sig, bytes)) {
@@ -221,6 +228,7 @@ impl Drop for Transport {
 fn send_loop(url: &str, rx: Receiver<Outgoing>, stats: &TransportStats) {
     let client = match reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .build()
     {
@@ -240,32 +248,55 @@ fn send_loop(url: &str, rx: Receiver<Outgoing>, stats: &TransportStats) {
     }
 }
 
-async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(inbox): State<Inbox>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> StatusCode {
+    let refuse = |status: StatusCode| {
+        inbox.stats.refused.fetch_add(1, Ordering::Relaxed);
+        status
+    };
     let from = headers
         .get(FROM_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&f| f < inbox.net.len());
     let Some(from) = from else {
-        inbox.stats.refused.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::BAD_REQUEST;
+        return refuse(StatusCode::BAD_REQUEST);
     };
-    let sig = headers.get(SIG_HEADER).and_then(|v| v.to_str().ok());
-    if !sig.is_some_and(|sig| inbox.auth.check(from, inbox.to, &body, sig)) {
-        inbox.stats.refused.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::UNAUTHORIZED;
-    }
-    // Decoding a block with packages takes a while: off the async workers.
-    let decoded = tokio::task::spawn_blocking(move || crate::wire::decode(&body)).await;
-    match decoded {
-        Ok(Ok(msg)) => {
+    // Checked before the body is read: a signature of the right form, and a free slot (a
+    // sender without a key cannot hold more than a few bodies in memory at once).
+    let sig = headers
+        .get(SIG_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| s.len() == 128)
+        .map(str::to_string);
+    let Some(sig) = sig else {
+        return refuse(StatusCode::UNAUTHORIZED);
+    };
+    let Ok(_slot) = inbox.slots.clone().try_acquire_owned() else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let Ok(body) = axum::body::to_bytes(body, MAX_MESSAGE).await else {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE);
+    };
+    // Hashing and decoding a block with packages takes a while: off the async workers.
+    let (auth, to) = (inbox.auth.clone(), inbox.to);
+    let checked = tokio::task::spawn_blocking(move || {
+        if !auth.check(from, to, &body, &sig) {
+            return Err(StatusCode::UNAUTHORIZED);
+        }
+        crate::wire::decode(&body).map_err(|_| StatusCode::BAD_REQUEST)
+    })
+    .await
+    .unwrap_or(Err(StatusCode::INTERNAL_SERVER_ERROR));
+    match checked {
+        Ok(msg) => {
             inbox.stats.received.fetch_add(1, Ordering::Relaxed);
             inbox.net.deliver_local(from, inbox.to, msg);
             StatusCode::NO_CONTENT
         }
-        _ => {
-            inbox.stats.refused.fetch_add(1, Ordering::Relaxed);
-            StatusCode::BAD_REQUEST
-        }
+        Err(status) => refuse(status),
     }
 }

@@ -231,12 +231,14 @@ fn start_node(exe: &Path, index: usize, home: &Path, shell: &Shell) -> anyhow::R
 fn stop_all(children: &mut [Option<Child>]) {
     #[cfg(unix)]
     {
-        for c in children.iter().flatten() {
-            let _ = Command::new("kill")
+        // Without a `kill` program, straight to SIGKILL below.
+        let signalled = children.iter().flatten().all(|c| {
+            Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
-                .status();
-        }
-        for _ in 0..100 {
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        for _ in 0..if signalled { 100 } else { 0 } {
             if children
                 .iter_mut()
                 .flatten()

@@ -7,15 +7,20 @@ use std::time::{Duration, Instant};
 
 use crate::{Project, params};
 
-/// A first port with `2n` free ports after it on loopback.
+/// A first port with `2n` free ports after it on loopback: below the kernel's ephemeral range
+/// (32768 up), and a different range for each call of this process, so that tests running at
+/// once never pick the same ports.
 pub fn free_base(n: usize) -> u16 {
-    let start = 20_000 + (std::process::id() as usize * 131) % 30_000;
-    (0..200)
-        .map(|k| (start + k * 97) as u16)
-        .find(|&b| {
-            (0..2 * n as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", b + i)).is_ok())
-        })
-        .expect("free ports")
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let start = 12_000 + (std::process::id() as usize % 50) * 400;
+    loop {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let b = (start + (k * 40) % 20_000) as u16;
+        if (0..2 * n as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", b + i)).is_ok()) {
+            return b;
+        }
+        assert!(k < 2_000, "no free ports");
+    }
 }
 
 /// A `lightchain node` process with its output in `HOME/node.log`.
@@ -157,7 +162,7 @@ fn four_node_processes_deploy_prove_survive_a_sigkill_and_catch_up() {
         "--base-port",
         &base,
         "--task-timeout",
-        "10",
+        "20",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -271,7 +276,8 @@ impl Namespaces {
         let ns = Namespaces {
             tag: format!("lc{id}"),
             n,
-            net: format!("10.{}.{}", 200 + id % 50, id % 200),
+            // The benchmarking range (RFC 2544), routed nowhere real.
+            net: format!("198.18.{}", id % 250),
         };
         // Dropped (cleaning up what was made) when a step fails.
         ns.setup()?;
@@ -364,7 +370,7 @@ fn four_nodes_in_their_own_namespaces_survive_a_cut_link_without_forking() {
         "--hosts",
         &hosts.join(","),
         "--task-timeout",
-        "10",
+        "20",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -461,6 +467,16 @@ fn four_nodes_in_their_own_namespaces_survive_a_cut_link_without_forking() {
     assert!(same_blocks(&nodes) >= top);
 }
 
+/// A child killed when the test ends, whatever happens.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn testnet_start_runs_every_node_and_stops_them_on_sigterm() {
     let p = Project::new();
@@ -491,14 +507,16 @@ fn testnet_start_runs_every_node_and_stops_them_on_sigterm() {
     assert_eq!(code, 1);
     assert!(err.contains("already holds a testnet"), "{err}");
 
-    let mut start = Command::new(assert_cmd::cargo::cargo_bin("lightchain"))
-        .args(["testnet", "start", "net"])
-        .current_dir(p.dir.path())
-        .env(params().0, params().1)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut start = Killed(
+        Command::new(assert_cmd::cargo::cargo_bin("lightchain"))
+            .args(["testnet", "start", "net"])
+            .current_dir(p.dir.path())
+            .env(params().0, params().1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     eventually("both nodes to serve", Duration::from_secs(60), || {
         rpcs.iter().all(|u| {
             crate::devnet::call(u, "lc_status", serde_json::json!([]))
@@ -506,10 +524,10 @@ fn testnet_start_runs_every_node_and_stops_them_on_sigterm() {
         })
     });
     Command::new("kill")
-        .args(["-TERM", &start.id().to_string()])
+        .args(["-TERM", &start.0.id().to_string()])
         .status()
         .unwrap();
-    let status = start.wait().unwrap();
+    let status = start.0.wait().unwrap();
     assert!(status.success(), "{status}");
     for u in &rpcs {
         assert!(crate::devnet::call(u, "lc_status", serde_json::json!([])).is_err());

@@ -65,7 +65,7 @@ impl Drop for Procs {
 /// A first port with `2n` free loopback ports after it.
 fn free_base(n: usize) -> anyhow::Result<u16> {
     (0..400)
-        .map(|k| 30_000 + k * 64)
+        .map(|k| 12_000 + k * 48)
         .find(|&b: &u16| {
             (0..2 * n as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", b + i)).is_ok())
         })
