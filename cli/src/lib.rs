@@ -4,6 +4,7 @@
 //! that talks to the terminal.
 
 pub mod cmd;
+pub mod dashboard;
 pub mod shell;
 
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ enum Command {
     Task(cmd::client::TaskArgs),
     Status(cmd::client::StatusArgs),
     Keys(cmd::keys::KeysArgs),
+    Dashboard(cmd::dashboard::DashboardArgs),
     Node(cmd::node::NodeArgs),
     Testnet(cmd::node::TestnetArgs),
     Bench(cmd::bench::BenchArgs),
@@ -70,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Task(a) => a.run(&shell),
         Command::Status(a) => a.run(&shell),
         Command::Keys(a) => a.run(&shell),
+        Command::Dashboard(a) => a.run(&shell),
         Command::Node(a) => a.run(&shell),
         Command::Testnet(a) => a.run(&shell),
         Command::Run(a) => a.run(&shell),

@@ -78,6 +78,8 @@ pub struct ExecStats {
     pub segments_fallback: u64,
     /// Segments it proved for other executors.
     pub segments_for_others: u64,
+    /// Milliseconds spent executing and proving the tasks it sent results for.
+    pub prove_ms: u64,
 }
 
 /// How long an executor waits for its helpers once its own segments are proven: three times
@@ -164,8 +166,12 @@ impl Executor {
             return;
         }
         // An executor that cannot prove stays silent; the task is reassigned at its deadline.
+        let start = std::time::Instant::now();
         if let Ok(result) = self.execute(job, b) {
-            self.stats.write().tasks += 1;
+            let mut s = self.stats.write();
+            s.tasks += 1;
+            s.prove_ms += start.elapsed().as_millis() as u64;
+            drop(s);
             self.net
                 .broadcast_all(self.keys.index, NetMsg::Result(result));
         }

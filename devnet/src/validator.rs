@@ -52,6 +52,8 @@ pub struct ChainView {
     pub mempool: Vec<PendingTx>,
     /// Why this validator stopped, if it did (a storage failure, a block it cannot apply).
     pub fatal: Option<String>,
+    /// The consensus round it is in at the next height.
+    pub round: u32,
 }
 
 /// The keys of one validator: its account and consensus keys are the deterministic dev keys

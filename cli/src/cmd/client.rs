@@ -49,16 +49,20 @@ impl RpcArgs {
     }
 
     pub fn rpc(&self) -> anyhow::Result<Rpc> {
+        let (url, token) = self.url_and_token()?;
+        Ok(Rpc::new(&url, token))
+    }
+
+    /// The node's URL and token, from flags, environment or profile.
+    pub fn url_and_token(&self) -> anyhow::Result<(String, Option<String>)> {
         let p = self.profile()?;
-        Ok(Rpc {
-            url: self
-                .rpc
+        Ok((
+            self.rpc
                 .clone()
                 .or(p.rpc)
                 .unwrap_or_else(|| DEFAULT_RPC.to_string()),
-            token: self.token.clone().or(p.token),
-            client: reqwest::blocking::Client::new(),
-        })
+            self.token.clone().or(p.token),
+        ))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::shell::{Shell, thousands};
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   lightchain devnet --demo                       # deploy a bundled model and run a few tasks
+  lightchain devnet --dashboard                  # with the terminal dashboard (q quits)
   lightchain devnet --validators 7 --block-time 2000
   lightchain devnet --state .devnet --port 0 --config-out devnet.json
   LIGHTCHAIN_RPC_TOKEN=$(openssl rand -hex 16) lightchain devnet --host 0.0.0.0
@@ -53,6 +54,12 @@ pub struct DevnetArgs {
     /// Deploy a bundled digits classifier, run a few tasks and print their results.
     #[arg(long)]
     pub demo: bool,
+    /// Show the terminal dashboard instead of log lines (q quits and stops the devnet).
+    #[arg(long, conflicts_with = "demo")]
+    pub dashboard: bool,
+    /// With --dashboard: the input file `s` submits (default: zeros in the model's shapes).
+    #[arg(long, value_name = "INPUT.json", requires = "dashboard")]
+    pub input: Option<PathBuf>,
     /// Stop after the demo instead of serving.
     #[arg(long, hide = true)]
     pub exit_after_demo: bool,
@@ -305,6 +312,18 @@ impl DevnetArgs {
             if let Some(p) = &self.config_out {
                 std::fs::write(p, serde_json::to_string_pretty(&config)?)
                     .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            if self.dashboard {
+                let input = crate::cmd::dashboard::read_input(self.input.as_ref())?;
+                let opts = crate::dashboard::Options {
+                    title: "lightchain devnet".into(),
+                    url: handle.rpc_url().context("the dashboard needs the RPC")?,
+                    token: self.access.rpc_token.clone(),
+                    input,
+                };
+                tokio::task::block_in_place(|| crate::dashboard::run(opts))?;
+                drop(handle);
+                return Ok(());
             }
             if shell.json {
                 println!(

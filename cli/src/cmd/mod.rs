@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod dashboard;
 pub mod devnet;
 pub mod estimate;
 pub mod gas_snapshot;

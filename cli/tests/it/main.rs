@@ -1,6 +1,7 @@
 //! End-to-end tests of the `lightchain` binary: each test copies what it needs into a temporary
 //! project folder and runs the real binary there, so that paths in the output are stable.
 
+mod dashboard;
 mod devnet;
 mod gas;
 mod inspect_run;

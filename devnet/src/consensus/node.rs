@@ -189,6 +189,7 @@ impl Host {
             Effect::GetValidatorSet(h, r) => Ok(r.resume_with(self.validator_set(h.0))),
             Effect::StartRound(height, round, _proposer, _role, r) => {
                 self.current = (height.0, round.as_u32().unwrap_or(0));
+                self.app.view.write().round = self.current.1;
                 self.pending.push_back(Action::TryCatchUp);
                 Ok(r.resume_with(()))
             }

@@ -7,8 +7,9 @@
 //! header, CORS): [`access`].
 //!
 //! Methods: `lc_sendTransaction`, `lc_deployModel`, `lc_submitTask`, `lc_getTask`,
-//! `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_estimateGas`, `lc_status`,
-//! `lc_validators`, `lc_getBalance`, and the devnet controls `dev_mine`, `dev_snapshot`,
+//! `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_listModels`, `lc_estimateGas`,
+//! `lc_status`, `lc_validators`, `lc_validatorStatus`, `lc_getBalance`, subscriptions over
+//! WebSocket ([`ws`]), and the devnet controls `dev_mine`, `dev_snapshot`,
 //! `dev_revert`, `dev_increaseTime`, `dev_setBehavior`, `dev_kill`, `dev_revive`,
 //! `dev_partition`, `dev_heal`, `dev_delay`.
 
@@ -29,6 +30,7 @@ use tokio::sync::Semaphore;
 
 pub mod access;
 pub mod types;
+pub mod ws;
 
 pub use access::RpcAccess;
 
@@ -87,6 +89,7 @@ pub fn router(api: DevnetApi) -> Router {
     Router::new()
         .route("/", post(handle))
         .route("/", options(preflight))
+        .route("/ws", axum::routing::get(ws::upgrade))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .with_state(Server {
             api,
@@ -429,6 +432,8 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
         }
         "lc_status" => to_value(api.status()),
         "lc_validators" => to_value(api.validators()),
+        "lc_validatorStatus" => to_value(api.validator_status()),
+        "lc_listModels" => to_value(api.models()),
         "lc_getBalance" => {
             let a: Address = param(params, 0, "address")?;
             to_value(Balance {

@@ -106,3 +106,30 @@ pub struct EstimateRequest {
     /// An input file's JSON.
     pub inputs: serde_json::Value,
 }
+
+/// `lc_validatorStatus`: one validator as this node sees it (the dashboard's validator panel).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatorStatus {
+    pub index: usize,
+    /// `online`, `killed`, `partitioned` (cut off from the largest group) or `stopped` (its
+    /// store failed or it cannot apply a block) for validators this process runs; `remote`
+    /// for the others (a node process runs one).
+    pub state: String,
+    /// Committed height (of this node's view for a remote validator).
+    pub height: u64,
+    /// Consensus round at the next height (local validators only).
+    pub round: Option<u32>,
+    /// Results it sent for its tasks, and their mean execution and proving time (local only).
+    pub tasks_executed: Option<u64>,
+    pub mean_prove_ms: Option<f64>,
+    /// Receipts whose proof it verified before voting.
+    pub proofs_verified: u64,
+    /// Committed blocks whose commit certificate holds its precommit.
+    pub votes: u64,
+    pub penalties: u32,
+    pub jailed_until: Option<u64>,
+    #[serde(with = "crate::chain::dec")]
+    pub stake: u128,
+    /// Its misbehaviour for fault injection (`honest` unless set; local only).
+    pub behavior: Option<String>,
+}

@@ -10,6 +10,7 @@ mod recovery;
 mod rpc;
 mod segments;
 mod transport;
+mod ws;
 
 use std::time::Duration;
 
