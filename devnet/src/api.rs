@@ -212,9 +212,36 @@ impl DevnetApi {
         })
     }
 
-    /// Every deployed model, by id.
-    pub fn models(&self) -> Vec<ModelRecord> {
-        self.with_view(|v| v.state.models.values().cloned().collect())
+    /// Every deployed model with its name's owner and whether it is the name's latest
+    /// version, by name then version.
+    pub fn models(&self) -> Vec<crate::rpc::types::ListedModel> {
+        use crate::chain::registry;
+        self.with_view(|v| {
+            let mut out: Vec<crate::rpc::types::ListedModel> = v
+                .state
+                .models
+                .values()
+                .map(|m| {
+                    let latest = registry::resolve(&v.state, &format!("{}@latest", m.name))
+                        .is_some_and(|l| l.version == m.version);
+                    crate::rpc::types::ListedModel {
+                        owner: registry::owner(&v.state, &m.name).unwrap_or(m.deployer),
+                        latest,
+                        model: m.clone(),
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| {
+                a.model
+                    .name
+                    .cmp(&b.model.name)
+                    .then(registry::compare_versions(
+                        &a.model.version,
+                        &b.model.version,
+                    ))
+            });
+            out
+        })
     }
 
     /// How long a transaction sent through this API counts as pending before it shows in a
@@ -310,8 +337,9 @@ impl DevnetApi {
         self.with_view(|v| v.receipts.get(id).cloned())
     }
 
+    /// A deployed model by id, `NAME@VERSION` or `NAME@latest`.
     pub fn model(&self, id: &str) -> Option<ModelRecord> {
-        self.with_view(|v| v.state.models.get(id).cloned())
+        self.with_view(|v| crate::chain::registry::resolve(&v.state, id).cloned())
     }
 
     /// A deployed model's package bytes, from the block that deployed it.

@@ -371,9 +371,10 @@ pub enum TaskCmd {
     /// Submit a task: the model's input, signed and paid for.
     #[command(after_help = "Examples:
   lightchain task submit MODEL_ID --input tests/seven.json --wait
-  lightchain task submit MODEL_ID -i input.json --encrypt        # hashed-input models only")]
+  lightchain task submit MODEL_ID -i input.json --encrypt        # hashed-input models only
+  lightchain task submit digits@latest -i seven.json --wait      # a name's latest version")]
     Submit {
-        /// The deployed model's id.
+        /// The deployed model: its id, NAME@VERSION or NAME@latest.
         model_id: String,
         /// The input file (JSON).
         #[arg(long, short = 'i', value_name = "INPUT.json")]
@@ -487,7 +488,8 @@ impl TaskArgs {
                     nonce: rpc.nonce(&key.address())?,
                     gas_price: node.gas_price,
                     kind: TxKind::SubmitTask {
-                        model_id: model_id.clone(),
+                        // NAME@latest resolved now: the task names one exact model.
+                        model_id: reply.model.model_id.clone(),
                         gas_limit,
                         input: task_input,
                     },

@@ -10,6 +10,7 @@ pub mod init;
 pub mod inspect;
 pub mod keys;
 pub mod model;
+pub mod models;
 pub mod node;
 pub mod package;
 pub mod profile;

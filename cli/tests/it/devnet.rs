@@ -520,3 +520,58 @@ fn the_rpc_token_guards_writes_from_the_command_line() {
         "{err}"
     );
 }
+
+#[test]
+fn models_lists_names_and_versions_and_tasks_take_name_at_latest() {
+    let p = Project::new();
+    let run = |args: &[&str]| run_in(&p, args);
+    assert_eq!(run(&["init", "proj", "--template", "digits"]).0, 0);
+    let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
+    assert_eq!(code, 0, "{err}");
+    let node = start_devnet(&p, &[]);
+    let url = node.url();
+    let (code, out, _) = run(&["models", "--rpc", &url]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no models deployed"), "{out}");
+    let (code, _, err) = run(&["deploy", "digits.lcpkg", "--rpc", &url]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["models", "--rpc", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("digits") && out.contains("0.1.0") && out.contains("(latest)"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["models", "--rpc", &url, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["models"][0]["latest"], true, "{v}");
+    let owner = v["models"][0]["owner"].as_str().unwrap().to_string();
+    assert_eq!(v["models"][0]["deployer"], owner.as_str());
+    let model = v["models"][0]["model_id"].as_str().unwrap().to_string();
+    let (code, out, err) = run(&[
+        "task",
+        "submit",
+        "digits@latest",
+        "-i",
+        "proj/tests/six.json",
+        "--rpc",
+        &url,
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}{out}");
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["task"]["model_id"], model.as_str(), "{t}");
+    assert_eq!(t["task"]["status"], "completed");
+    let (code, _, err) = run(&[
+        "task",
+        "submit",
+        "digits@9.9.9",
+        "-i",
+        "proj/tests/six.json",
+        "--rpc",
+        &url,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("digits@9.9.9"), "{err}");
+}

@@ -34,6 +34,16 @@ pub enum TxError {
     },
     #[error("model {0} is not deployed")]
     UnknownModel(String),
+    #[error("the model name {name} belongs to {owner}: only it deploys new versions")]
+    NameTaken { name: String, owner: super::Address },
+    #[error("version {version} of {name} is not above its latest version {latest}")]
+    VersionNotNewer {
+        name: String,
+        version: String,
+        latest: String,
+    },
+    #[error("version {0:?} is not MAJOR.MINOR.PATCH")]
+    BadVersion(String),
     #[error("the package of model {0} is not loaded")]
     PackageNotLoaded(String),
     #[error("gas limit {limit} is below the task's quote of {quote} gas")]

@@ -150,6 +150,7 @@ pub fn apply_tx(
                     visibility: vis,
                 });
             }
+            super::registry::check_deploy(state, &from, &pkg.info.name, &pkg.info.version, vis)?;
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
             debit(state, &from, fee)?;
             credit(state, &proposer_account, fee);

@@ -6,6 +6,7 @@ pub mod encode;
 pub mod error;
 pub mod exec;
 pub mod params;
+pub mod registry;
 pub mod runtime;
 pub mod state;
 

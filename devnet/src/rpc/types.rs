@@ -133,3 +133,13 @@ pub struct ValidatorStatus {
     /// Its misbehaviour for fault injection (`honest` unless set; local only).
     pub behavior: Option<String>,
 }
+
+/// `lc_listModels`: a deployed model, the owner of its name, and whether it is the name's
+/// latest version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListedModel {
+    #[serde(flatten)]
+    pub model: ModelRecord,
+    pub owner: crate::chain::Address,
+    pub latest: bool,
+}

@@ -7,6 +7,7 @@ mod basics;
 mod encryption;
 mod mempool;
 mod recovery;
+mod registry;
 mod rpc;
 mod segments;
 mod transport;

@@ -1,0 +1,91 @@
+//! Model names and versions: a name belongs to its first deployer, new versions only go up,
+//! `NAME@latest` follows them, old versions stay callable.
+
+use lightchain_aivm::proof::ParamsCache;
+use lightchain_devnet::spawn;
+
+use crate::{WAIT, config, input, package, params_dir};
+
+/// A template packaged under another name and version.
+fn package_as(template: &str, name: &str, version: &str) -> Vec<u8> {
+    let dir = lightchain_test_utils::template_project(template);
+    let manifest = dir.path().join("lightchain.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = |key: &str| lines.iter().position(|l| l.starts_with(key)).unwrap();
+    let (n, v) = (at("name ="), at("version ="));
+    lines[n] = format!("name = {name:?}");
+    lines[v] = format!("version = {version:?}");
+    std::fs::write(&manifest, lines.join("\n")).unwrap();
+    lightchain_packager::build(
+        dir.path(),
+        &ParamsCache { dir: params_dir() },
+        false,
+        &mut |_| {},
+    )
+    .unwrap()
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_belongs_to_its_first_deployer_and_versions_only_go_up() {
+    let (api, handle) = spawn(config()).await;
+    let owner = handle.dev_accounts()[1].key();
+    let other = handle.dev_accounts()[2].key();
+    tokio::task::block_in_place(|| {
+        let (_, v1) = api.deploy(&owner, package("digits")).unwrap();
+        assert_eq!(api.model("digits@latest").unwrap().model_id, v1);
+        // Version 0.2.0 by its owner (another program) becomes digits@latest.
+        let (_, v2) = api
+            .deploy(&owner, package_as("fraud", "digits", "0.2.0"))
+            .unwrap();
+        assert_ne!(v1, v2);
+        assert_eq!(api.model("digits@latest").unwrap().model_id, v2);
+        assert_eq!(api.model("digits@0.1.0").unwrap().model_id, v1);
+        assert!(api.model("digits@0.9.0").is_none());
+        // A different model named digits from another account is refused, and so is a
+        // version not above the latest, even from the owner.
+        let e = api
+            .deploy(&other, package_as("sentiment", "digits", "0.3.0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("belongs to") && e.contains(&owner.address().to_string()),
+            "{e}"
+        );
+        let e = api
+            .deploy(&owner, package_as("sentiment", "digits", "0.1.5"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not above its latest version 0.2.0"), "{e}");
+        // The other account may use its own name.
+        api.deploy(&other, package_as("sentiment", "mood", "1.0.0"))
+            .unwrap();
+        // The old version stays callable.
+        let id = api
+            .submit_task(
+                &other,
+                "digits@0.1.0",
+                input("digits", "six.json"),
+                false,
+                1,
+            )
+            .unwrap();
+        assert_eq!(api.wait_receipt(&id, WAIT).unwrap().model_id, v1);
+        let listed = api.models();
+        let names: Vec<(&str, &str, bool)> = listed
+            .iter()
+            .map(|m| (m.model.name.as_str(), m.model.version.as_str(), m.latest))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("digits", "0.1.0", false),
+                ("digits", "0.2.0", true),
+                ("mood", "1.0.0", true)
+            ]
+        );
+        assert!(listed[..2].iter().all(|m| m.owner == owner.address()));
+        assert_eq!(listed[2].owner, other.address());
+    });
+}
