@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use lightchain_devnet::chain::{CommittedBlock, TxKind};
+use lightchain_devnet::chain::CommittedBlock;
 use lightchain_devnet::crypto;
 use lightchain_devnet::rpc::types::ValidatorStatus;
 use serde_json::{Value, json};
@@ -217,13 +217,7 @@ impl Feed {
                 parse(self.rpc.call("lc_getBlock", json!([h]))?, "lc_getBlock")?;
             let Some(b) = b else { break };
             self.times.insert(h, b.block.timestamp_ms);
-            let submitted: Vec<String> = b
-                .block
-                .txs
-                .iter()
-                .filter(|t| matches!(t.body.kind, TxKind::SubmitTask { .. }))
-                .map(|t| crypto::hex(&t.hash()))
-                .collect();
+            let submitted = b.block.submitted_tasks();
             d.blocks.insert(
                 0,
                 BlockRow {

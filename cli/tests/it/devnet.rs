@@ -525,9 +525,7 @@ fn the_rpc_token_guards_writes_from_the_command_line() {
 fn models_lists_names_and_versions_and_tasks_take_name_at_latest() {
     let p = Project::new();
     let run = |args: &[&str]| run_in(&p, args);
-    assert_eq!(run(&["init", "proj", "--template", "digits"]).0, 0);
-    let (code, _, err) = run(&["package", "proj", "-o", "digits.lcpkg"]);
-    assert_eq!(code, 0, "{err}");
+    crate::testnet::digits_package(&p);
     let node = start_devnet(&p, &[]);
     let url = node.url();
     let (code, out, _) = run(&["models", "--rpc", &url]);

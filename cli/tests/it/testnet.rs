@@ -134,6 +134,27 @@ pub fn digits_package(p: &Project) {
     );
 }
 
+/// Deploys `digits.lcpkg` through `node` signed by dev account 0; returns the model id.
+pub fn deploy(p: &Project, node: &NodeProc, extra: &[&str]) -> String {
+    let key = dev_key();
+    let mut args = vec![
+        "deploy",
+        "digits.lcpkg",
+        "--rpc",
+        &node.rpc,
+        "--key",
+        &key,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = p.run(&args);
+    assert_eq!(code, 0, "{err}{}", node.log());
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["model_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Submits a task through `rpc` and waits for its receipt; returns the task JSON.
 pub fn task(p: &Project, rpc: &str, model: &str, input: &str, extra: &[&str]) -> serde_json::Value {
     let key = dev_key();
@@ -185,21 +206,7 @@ fn four_node_processes_deploy_prove_survive_a_sigkill_and_catch_up() {
 
     // Deployed through node 0, a task submitted through node 2, proven by one process and
     // verified by the others.
-    let key = dev_key();
-    let (code, out, err) = p.run(&[
-        "deploy",
-        "digits.lcpkg",
-        "--rpc",
-        &nodes[0].rpc,
-        "--key",
-        &key,
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}{}", nodes[0].log());
-    let model = serde_json::from_str::<serde_json::Value>(&out).unwrap()["model_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let model = deploy(&p, &nodes[0], &[]);
     let t = task(
         &p,
         &nodes[2].rpc,
@@ -414,23 +421,7 @@ fn four_nodes_in_their_own_namespaces_survive_a_cut_link_without_forking() {
     for n in &mut nodes {
         n.wait_ready();
     }
-    let key = dev_key();
-    let (code, out, err) = p.run(&[
-        "deploy",
-        "digits.lcpkg",
-        "--rpc",
-        &nodes[0].rpc,
-        "--key",
-        &key,
-        "--token",
-        token,
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}{}", nodes[0].log());
-    let model = serde_json::from_str::<serde_json::Value>(&out).unwrap()["model_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let model = deploy(&p, &nodes[0], &["--token", token]);
     task(
         &p,
         &nodes[2].rpc,

@@ -321,6 +321,15 @@ impl Block {
         encode::hash("lightchain-devnet block v2", self)
     }
 
+    /// The ids (transaction hashes, hex) of the tasks this block submits.
+    pub fn submitted_tasks(&self) -> Vec<String> {
+        self.txs
+            .iter()
+            .filter(|t| matches!(t.body.kind, TxKind::SubmitTask { .. }))
+            .map(|t| crate::crypto::hex(&t.hash()))
+            .collect()
+    }
+
     /// Whether the block carries anything (instant mining skips empty blocks).
     pub fn is_empty(&self) -> bool {
         self.txs.is_empty()

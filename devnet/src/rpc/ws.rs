@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 
 use super::{INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, Server};
 use crate::api::DevnetApi;
-use crate::chain::TxKind;
 use crate::crypto;
 
 /// How often the chain is read for events.
@@ -185,13 +184,7 @@ fn events(api: &DevnetApi, subs: &[(String, Topic)], seen: &mut Seen) -> Vec<(St
     seen.height = seen.height.min(height);
     for h in seen.height + 1..=height {
         let Some(b) = api.block(h) else { break };
-        let submitted: Vec<String> = b
-            .block
-            .txs
-            .iter()
-            .filter(|t| matches!(t.body.kind, TxKind::SubmitTask { .. }))
-            .map(|t| crypto::hex(&t.hash()))
-            .collect();
+        let submitted = b.block.submitted_tasks();
         let completed: Vec<&str> = b.block.results.iter().map(|r| r.task_id.as_str()).collect();
         let summary = json!({
             "height": h,
