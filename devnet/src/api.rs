@@ -92,6 +92,16 @@ pub(crate) struct Inner {
     pub snapshots: Lock<Vec<u64>>,
 }
 
+/// A local validator as [`DevnetApi::validator_status`] reads it.
+struct LocalStatus {
+    index: usize,
+    state: &'static str,
+    height: u64,
+    round: u32,
+    stats: crate::executor::ExecStats,
+    behavior: Option<String>,
+}
+
 /// Acknowledged transactions kept for sending again.
 pub const ACKED_KEPT: usize = 65_536;
 
@@ -150,6 +160,40 @@ impl DevnetApi {
             .partition
             .as_ref()
             .and_then(|g| g.iter().max_by_key(|g| g.len()).cloned());
+        // Each local validator read before the best view is locked (never one lock twice).
+        let locals: Vec<LocalStatus> = self
+            .inner
+            .local
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| {
+                let (fatal, height, round) = {
+                    let v = self.inner.views[p].read();
+                    (v.fatal.is_some(), v.state.height, v.round)
+                };
+                let state = if faults.killed.contains(&i) {
+                    "killed"
+                } else if fatal {
+                    "stopped"
+                } else if largest.as_ref().is_some_and(|g| !g.contains(&i)) {
+                    "partitioned"
+                } else {
+                    "online"
+                };
+                let behavior = serde_json::to_value(*self.inner.behaviors[p].read())
+                    .ok()
+                    .and_then(|b| b.as_str().map(str::to_string));
+                let stats = self.inner.stats[p].read().clone();
+                LocalStatus {
+                    index: i,
+                    state,
+                    height,
+                    round,
+                    stats,
+                    behavior,
+                }
+            })
+            .collect();
         self.with_view(|best| {
             let mut verified = vec![0u64; best.state.validators.len()];
             for r in best.receipts.values() {
@@ -172,23 +216,14 @@ impl DevnetApi {
                 .iter()
                 .map(|rec| {
                     let i = rec.index;
-                    let pos = self.inner.local.iter().position(|&l| l == i);
-                    let local = pos.map(|p| {
-                        let v = self.inner.views[p].read();
-                        let s = self.inner.stats[p].read().clone();
-                        let state = if faults.killed.contains(&i) {
-                            "killed"
-                        } else if v.fatal.is_some() {
-                            "stopped"
-                        } else if largest.as_ref().is_some_and(|g| !g.contains(&i)) {
-                            "partitioned"
-                        } else {
-                            "online"
-                        };
-                        let behavior = serde_json::to_value(*self.inner.behaviors[p].read())
-                            .ok()
-                            .and_then(|b| b.as_str().map(str::to_string));
-                        (state, v.state.height, v.round, s, behavior)
+                    let local = locals.iter().find(|l| l.index == i).map(|l| {
+                        (
+                            l.state,
+                            l.height,
+                            l.round,
+                            l.stats.clone(),
+                            l.behavior.clone(),
+                        )
                     });
                     crate::rpc::types::ValidatorStatus {
                         index: i,
@@ -223,7 +258,7 @@ impl DevnetApi {
                 .values()
                 .map(|m| {
                     let latest = registry::resolve(&v.state, &format!("{}@latest", m.name))
-                        .is_some_and(|l| l.version == m.version);
+                        .is_some_and(|l| l.model_id == m.model_id);
                     crate::rpc::types::ListedModel {
                         owner: registry::owner(&v.state, &m.name).unwrap_or(m.deployer),
                         latest,
@@ -512,7 +547,7 @@ impl DevnetApi {
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not deployed")))?;
         let input = if encrypt || model.input_visibility == Visibility::Hashed {
             let pkg = self
-                .package(model_id)
+                .package(&model.model_id)
                 .ok_or_else(|| DevnetError::NotFound("the model's package".into()))?;
             crate::seal::seal_input(&pkg, &self.validators(), inputs)?
         } else {
@@ -560,7 +595,7 @@ impl DevnetApi {
             .model(model_id)
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not deployed")))?;
         let pkg = self
-            .package(model_id)
+            .package(&m.model_id)
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not loaded")))?;
         let parsed = pkg.model.parse_inputs(&inputs.to_string())?;
         let metered = self.runtime().gas(&pkg, m.package_hash);

@@ -468,6 +468,7 @@ impl TaskArgs {
                 .with_context(|| format!("{} is not JSON", input.display()))?;
                 let reply: ModelReply =
                     rpc.call_as("lc_getModel", json!([model_id, {"package": true}]))?;
+                check_resolution(&model_id, &reply.model)?;
                 let hashed = reply.model.input_visibility == Visibility::Hashed;
                 let task_input = if encrypt || hashed {
                     let b64 = reply
@@ -521,6 +522,25 @@ impl TaskArgs {
             }
         }
     }
+}
+
+/// Checks that the model a node resolved is the one asked for: the same id, or for
+/// `NAME@VERSION` / `NAME@latest` that name (and version): a node cannot swap the model a
+/// task is signed for.
+fn check_resolution(asked: &str, got: &ModelRecord) -> anyhow::Result<()> {
+    let ok = match asked.split_once('@') {
+        None => got.model_id == asked,
+        Some((name, "latest")) => got.name == name,
+        Some((name, version)) => got.name == name && got.version == version,
+    };
+    anyhow::ensure!(
+        ok,
+        "the node answered model {} ({} {}) for {asked}",
+        got.model_id,
+        got.name,
+        got.version
+    );
+    Ok(())
 }
 
 /// Writes a completed task's proof (binary form) to `path`.

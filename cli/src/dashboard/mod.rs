@@ -57,15 +57,14 @@ impl RpcControls {
         let reply = self
             .rpc
             .call("lc_getModel", json!([model_id, {"package": true}]))?;
+        let b64 = reply["package"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("the node gave no package"))?;
+        let pkg =
+            lightchain_packager::load(&base64::engine::general_purpose::STANDARD.decode(b64)?)?;
         let inputs = match &self.input {
             Some(v) => v.clone(),
             None => {
-                let b64 = reply["package"]
-                    .as_str()
-                    .ok_or_else(|| anyhow::anyhow!("the node gave no package"))?;
-                let pkg = lightchain_packager::load(
-                    &base64::engine::general_purpose::STANDARD.decode(b64)?,
-                )?;
                 let shapes: Vec<(String, Vec<usize>)> = pkg
                     .model
                     .inputs()
@@ -74,6 +73,14 @@ impl RpcControls {
                     .collect();
                 zeros(&shapes)
             }
+        };
+        // A hashed-input model takes its input sealed to the validators.
+        let input = if reply["input_visibility"] == "hashed" {
+            let validators: Vec<lightchain_devnet::chain::state::ValidatorRecord> =
+                serde_json::from_value(self.rpc.call("lc_validators", json!([]))?)?;
+            lightchain_devnet::seal_input(&pkg, &validators, inputs)?
+        } else {
+            TaskInput::Public { inputs }
         };
         let key = AccountKey::from_secret(crypto::dev_secret("account", 0));
         let nonce = self
@@ -92,7 +99,7 @@ impl RpcControls {
             kind: TxKind::SubmitTask {
                 model_id: model_id.to_string(),
                 gas_limit: reply["gas"].as_u64().unwrap_or(0),
-                input: TaskInput::Public { inputs },
+                input,
             },
         }
         .sign(&key, &chain);
@@ -100,7 +107,10 @@ impl RpcControls {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        Ok(format!("submitted task {}…", &id[..id.len().min(12)]))
+        Ok(format!(
+            "submitted task {}…",
+            id.chars().take(12).collect::<String>()
+        ))
     }
 }
 
@@ -192,6 +202,14 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::spawn(move || feed_loop(feed, shared, stop))
     };
+    // The feed stops whichever way this returns.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop = StopOnDrop(stop.clone());
     let term_flag = Arc::new(AtomicBool::new(false));
     on_sigterm(term_flag.clone());
     // Installs a panic hook that restores the terminal first.
@@ -217,7 +235,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         Ok(())
     })();
     ratatui::restore();
-    stop.store(true, Ordering::Relaxed);
+    // Not joined: it may be inside an RPC call; it sees the flag within a second.
     drop(feeder);
     result
 }

@@ -441,13 +441,12 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn popup(area: Rect, buf: &mut Buffer, title: String, lines: Vec<Line<'static>>, style: Style) {
-    let width = lines
-        .iter()
-        .map(|l| l.width() as u16 + 4)
-        .max()
-        .unwrap_or(20)
-        .clamp(30, 100);
-    let r = centered(area, width, lines.len() as u16 + 2);
+    let widest = lines.iter().map(Line::width).max().unwrap_or(20);
+    let width = (widest.min(200) as u16 + 4).clamp(30, 100).min(area.width);
+    // Lines wrap inside the borders: count the rows they take.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let r = centered(area, width, (rows.min(200) as u16).saturating_add(2));
     Clear.render(r, buf);
     Paragraph::new(Text::from(lines))
         .wrap(Wrap { trim: false })

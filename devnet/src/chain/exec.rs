@@ -150,7 +150,22 @@ pub fn apply_tx(
                     visibility: vis,
                 });
             }
-            super::registry::check_deploy(state, &from, &pkg.info.name, &pkg.info.version, vis)?;
+            // The name and version the package's manifest declares (package.json could say
+            // anything).
+            if (pkg.info.name.as_str(), pkg.info.version.as_str())
+                != (pkg.manifest.name.as_str(), pkg.manifest.version.as_str())
+            {
+                return Err(TxError::InvalidPackage(
+                    "package.json's name or version is not the manifest's".into(),
+                ));
+            }
+            super::registry::check_deploy(
+                state,
+                &from,
+                (&pkg.info.name, &pkg.info.version),
+                &pkg.info.model_id,
+                vis,
+            )?;
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
             debit(state, &from, fee)?;
             credit(state, &proposer_account, fee);

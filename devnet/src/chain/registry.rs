@@ -20,12 +20,44 @@ pub fn parse_version(v: &str) -> Option<(u64, u64, u64, Option<&str>)> {
         None => (v, None),
     };
     let mut it = core.split('.').map(|n| {
-        (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        let digits = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        // No leading zeros: `01.2.0` is not a version (and would equal `1.2.0`).
+        (digits && (n == "0" || !n.starts_with('0')))
             .then(|| n.parse::<u64>().ok())
             .flatten()
     });
+    let pre_ok = pre.is_none_or(|p| {
+        p.split('.')
+            .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    });
+    if !pre_ok {
+        return None;
+    }
     let (a, b, c) = (it.next()??, it.next()??, it.next()??);
     it.next().is_none().then_some((a, b, c, pre))
+}
+
+/// Semver's pre-release order: dot-separated identifiers, numeric ones numerically and below
+/// alphanumeric ones, a shorter list below a longer one it begins.
+fn compare_pre(p: &str, q: &str) -> Ordering {
+    let num = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    for (a, b) in p.split('.').zip(q.split('.')) {
+        let o = match (num(a), num(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => a.cmp(b),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    p.split('.').count().cmp(&q.split('.').count())
 }
 
 /// Compares two versions (unparseable ones below every parseable one, then as text).
@@ -36,7 +68,7 @@ pub fn compare_versions(x: &str, y: &str) -> Ordering {
                 (None, None) => Ordering::Equal,
                 (None, Some(_)) => Ordering::Greater,
                 (Some(_), None) => Ordering::Less,
-                (Some(p), Some(q)) => p.cmp(q),
+                (Some(p), Some(q)) => compare_pre(p, q),
             })
         }
         (Some(_), None) => Ordering::Greater,
@@ -57,12 +89,12 @@ pub fn owner(state: &State, name: &str) -> Option<Address> {
     versions(state, name).first().map(|m| m.deployer)
 }
 
-/// Whether `from` may deploy `name` `version` with inputs of `visibility`.
+/// Whether `from` may deploy `program` as `name` `version` with inputs of `visibility`.
 pub fn check_deploy(
     state: &State,
     from: &Address,
-    name: &str,
-    version: &str,
+    (name, version): (&str, &str),
+    program: &str,
     visibility: Visibility,
 ) -> Result<(), TxError> {
     if parse_version(version).is_none() {
@@ -78,9 +110,13 @@ pub fn check_deploy(
             owner: first.deployer,
         });
     }
-    // A deployed version's variant with the other input visibility.
+    // A deployed version's variant with the other input visibility: the same program.
     let same = existing.iter().filter(|m| m.version == version);
-    if same.clone().count() > 0 && same.clone().all(|m| m.input_visibility != visibility) {
+    if same.clone().count() > 0
+        && same
+            .clone()
+            .all(|m| m.input_visibility != visibility && m.program_id == program)
+    {
         return Ok(());
     }
     let latest = existing
@@ -127,8 +163,27 @@ mod tests {
             Ordering::Greater
         );
         assert_eq!(compare_versions("0.2.0", "0.2.0"), Ordering::Equal);
+        assert_eq!(
+            compare_versions("1.0.0-rc.10", "1.0.0-rc.9"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_versions("1.0.0-alpha", "1.0.0-alpha.1"),
+            Ordering::Less
+        );
+        assert_eq!(compare_versions("1.0.0-1", "1.0.0-alpha"), Ordering::Less);
         for bad in [
-            "", "1", "1.2", "1.2.3.4", "a.b.c", "1.2.3-", "01x.2.3", "1..3",
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "a.b.c",
+            "1.2.3-",
+            "01x.2.3",
+            "1..3",
+            "01.2.0",
+            "1.2.3-a..b",
+            "1.2.3-ä",
         ] {
             assert!(parse_version(bad).is_none(), "{bad}");
         }

@@ -79,6 +79,8 @@ struct Server {
     limits: RpcLimits,
     access: RpcAccess,
     slots: Arc<Semaphore>,
+    /// Open WebSocket connections.
+    ws_slots: Arc<Semaphore>,
 }
 
 /// The router (for tests that serve it themselves).
@@ -96,6 +98,7 @@ pub fn router(api: DevnetApi) -> Router {
             limits,
             access,
             slots,
+            ws_slots: Arc::new(Semaphore::new(ws::MAX_CONNECTIONS)),
         })
 }
 
@@ -419,7 +422,7 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                 .ok_or_else(|| RpcError(NOT_FOUND, format!("model {id} is not deployed")))?;
             let package = match options.package {
                 true => api
-                    .package_bytes(&id)
+                    .package_bytes(&model.model_id)
                     .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
                 false => None,
             };

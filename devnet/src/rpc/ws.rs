@@ -30,6 +30,12 @@ const VALIDATOR_EVERY: u32 = 10;
 const MAX_FRAME: usize = 64 << 10;
 /// Subscriptions per connection.
 const MAX_SUBSCRIPTIONS: usize = 16;
+/// Open connections per node (more are refused with 503).
+pub const MAX_CONNECTIONS: usize = 32;
+/// Blocks told per tick: a client far behind catches up over several.
+const BLOCKS_PER_TICK: u64 = 32;
+/// How long a client has to take a message.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Topic {
@@ -57,10 +63,19 @@ pub(super) async fn upgrade(
     if let Err(d) = s.access.check_headers(&headers) {
         return super::denied(d);
     }
+    let Ok(permit) = s.ws_slots.clone().try_acquire_owned() else {
+        return super::denied(super::access::Denied(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("at most {MAX_CONNECTIONS} subscription connections"),
+        ));
+    };
     let api = s.api.clone();
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| serve(socket, api))
+        .on_upgrade(move |socket| async move {
+            serve(socket, api).await;
+            drop(permit);
+        })
 }
 
 /// What a connection has already told its client.
@@ -74,7 +89,7 @@ async fn serve(mut socket: WebSocket, api: DevnetApi) {
     let mut subs: Vec<(String, Topic)> = Vec::new();
     let mut next_id = 1u64;
     let mut seen = Seen {
-        height: api.status().height,
+        height: 0,
         validators: Value::Null,
         ticks: 0,
     };
@@ -87,14 +102,19 @@ async fn serve(mut socket: WebSocket, api: DevnetApi) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
                     _ => return,
                 };
+                let before = subs.len();
                 let reply = request(text.as_str(), &mut subs, &mut next_id);
-                if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                if before == 0 && !subs.is_empty() {
+                    // Events from now on.
+                    seen.height = api.status().height;
+                }
+                let send = socket.send(Message::Text(reply.to_string().into()));
+                if !matches!(tokio::time::timeout(SEND_TIMEOUT, send).await, Ok(Ok(()))) {
                     return;
                 }
             }
             _ = tick.tick() => {
                 if subs.is_empty() {
-                    seen.height = api.status().height;
                     continue;
                 }
                 for (sub, event) in events(&api, &subs, &mut seen) {
@@ -102,7 +122,7 @@ async fn serve(mut socket: WebSocket, api: DevnetApi) {
                         "params": {"subscription": sub, "result": event}});
                     let send = socket.send(Message::Text(note.to_string().into()));
                     // A client that does not read within a few seconds is gone.
-                    match tokio::time::timeout(Duration::from_secs(5), send).await {
+                    match tokio::time::timeout(SEND_TIMEOUT, send).await {
                         Ok(Ok(())) => {}
                         _ => return,
                     }
@@ -182,29 +202,32 @@ fn events(api: &DevnetApi, subs: &[(String, Topic)], seen: &mut Seen) -> Vec<(St
     let height = api.status().height;
     // A revert lowers the height: start again from there.
     seen.height = seen.height.min(height);
-    for h in seen.height + 1..=height {
-        let Some(b) = api.block(h) else { break };
-        let submitted = b.block.submitted_tasks();
-        let completed: Vec<&str> = b.block.results.iter().map(|r| r.task_id.as_str()).collect();
-        let summary = json!({
-            "height": h,
-            "hash": crypto::hex(&b.hash),
-            "timestamp_ms": b.block.timestamp_ms,
-            "proposer": b.block.proposer,
-            "txs": b.block.txs.len(),
-            "submitted": submitted,
-            "results": completed,
-            "reassigned": b.block.reassign,
-            "signers": b.signers,
-        });
+    for h in seen.height + 1..=height.min(seen.height + BLOCKS_PER_TICK) {
+        // Summarised under the view's lock: a block with packages is never copied.
+        let Some((summary, submitted, completed, reassigned)) = api.with_view(|v| {
+            let b = v.blocks.get(h as usize - 1)?;
+            let submitted = b.block.submitted_tasks();
+            let completed: Vec<String> =
+                b.block.results.iter().map(|r| r.task_id.clone()).collect();
+            let summary = json!({
+                "height": h,
+                "hash": crypto::hex(&b.hash),
+                "timestamp_ms": b.block.timestamp_ms,
+                "proposer": b.block.proposer,
+                "txs": b.block.txs.len(),
+                "submitted": submitted,
+                "results": completed,
+                "reassigned": b.block.reassign,
+                "signers": b.signers,
+            });
+            Some((summary, submitted, completed, b.block.reassign.clone()))
+        }) else {
+            break;
+        };
         for id in wants(Topic::NewBlocks) {
             out.push((id.clone(), summary.clone()));
         }
-        let touched = submitted
-            .iter()
-            .map(String::as_str)
-            .chain(completed.iter().copied())
-            .chain(b.block.reassign.iter().map(String::as_str));
+        let touched = submitted.iter().chain(&completed).chain(&reassigned);
         for task in touched.filter_map(|t| api.task(t)) {
             let v = serde_json::to_value(&task).unwrap_or(Value::Null);
             for id in wants(Topic::Tasks) {
