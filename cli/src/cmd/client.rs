@@ -658,3 +658,37 @@ impl StatusArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_cannot_swap_the_model_a_task_is_signed_for() {
+        let m = ModelRecord {
+            model_id: "ab".repeat(32),
+            program_id: "cd".repeat(32),
+            name: "digits".into(),
+            version: "0.2.0".into(),
+            deployer: lightchain_devnet::chain::Address([1; 20]),
+            height: 3,
+            input_visibility: Visibility::Public,
+            k: 9,
+            gas: 1,
+            package_hash: [0; 32],
+            package_bytes: 1,
+        };
+        for ok in [&"ab".repeat(32)[..], "digits@latest", "digits@0.2.0"] {
+            assert!(check_resolution(ok, &m).is_ok(), "{ok}");
+        }
+        for bad in [
+            &"ef".repeat(32)[..],
+            "fraud@latest",
+            "digits@0.1.0",
+            "digits",
+        ] {
+            let e = check_resolution(bad, &m).unwrap_err().to_string();
+            assert!(e.contains("the node answered model"), "{bad}: {e}");
+        }
+    }
+}
