@@ -282,13 +282,7 @@ fn restore_or_genesis(
     if let Some(s) = store {
         s.init(&g)?;
     }
-    Ok(Loaded {
-        state: g,
-        blocks: vec![],
-        receipts: BTreeMap::new(),
-        packages: vec![],
-        pending: vec![],
-    })
+    Ok(Loaded::at_genesis(g))
 }
 
 /// What every validator of a devnet starts with.
@@ -438,13 +432,7 @@ fn keys_and_start(
             if let Some(s) = store {
                 s.init(&node.genesis)?;
             }
-            Loaded {
-                state: node.genesis.clone(),
-                blocks: vec![],
-                receipts: BTreeMap::new(),
-                packages: vec![],
-                pending: vec![],
-            }
+            Loaded::at_genesis(node.genesis.clone())
         }
     };
     Ok((vec![k.clone()], start))

@@ -77,6 +77,19 @@ pub struct Loaded {
     pub pending: Vec<SignedTx>,
 }
 
+impl Loaded {
+    /// A chain with nothing but its first state.
+    pub fn at_genesis(state: State) -> Loaded {
+        Loaded {
+            state,
+            blocks: vec![],
+            receipts: BTreeMap::new(),
+            packages: vec![],
+            pending: vec![],
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) `DIR/devnet.redb`.
     pub fn open(dir: &Path) -> Result<Store> {

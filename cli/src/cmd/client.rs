@@ -265,7 +265,8 @@ impl Rpc {
         Ok(self.call_as::<Status>("lc_status", json!([]))?.chain_id)
     }
 
-    fn nonce(&self, a: &Address) -> anyhow::Result<u64> {
+    /// The account's next free nonce (past its pending transactions).
+    pub fn nonce(&self, a: &Address) -> anyhow::Result<u64> {
         let b: Balance = self.call_as("lc_getBalance", json!([a.to_string()]))?;
         Ok(b.next_nonce)
     }

@@ -239,6 +239,21 @@ fn run_demo(
     Ok(())
 }
 
+/// Resolves on Ctrl-C or (on Unix) SIGTERM: how a long-running command is asked to stop.
+pub async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("waiting for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}
+
 /// Serves until Ctrl-C or SIGTERM, saying when a validator stops (its store fails, it
 /// cannot apply a committed block); the others go on.
 pub async fn serve_until_stopped(
@@ -247,21 +262,11 @@ pub async fn serve_until_stopped(
 ) -> anyhow::Result<()> {
     let mut reported = std::collections::HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("waiting for SIGTERM")?;
-    #[cfg(unix)]
-    let terminated = term.recv();
-    #[cfg(not(unix))]
-    let terminated = std::future::pending::<Option<()>>();
-    tokio::pin!(terminated);
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                r.context("waiting for Ctrl-C")?;
-                return Ok(());
-            }
-            _ = &mut terminated => return Ok(()),
+            r = &mut stop => return r,
             _ = tick.tick() => {
                 for (v, reason) in api.status().stopped {
                     if reported.insert(v) {

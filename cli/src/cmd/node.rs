@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use lightchain_devnet::home::{self, NodeEntry, TestnetSpec};
 use serde::Serialize;
 
-use crate::cmd::devnet::{RpcAccessArgs, serve_until_stopped};
+use crate::cmd::devnet::{RpcAccessArgs, serve_until_stopped, stop_signal};
 use crate::shell::{Human, Shell};
 
 /// Run one validator of a network of node processes, from its home folder.
@@ -280,18 +280,12 @@ impl TestnetStartArgs {
             .enable_all()
             .build()?;
         let outcome = rt.block_on(async {
-            #[cfg(unix)]
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let stop = stop_signal();
+            tokio::pin!(stop);
             loop {
-                #[cfg(unix)]
-                let terminated = term.recv();
-                #[cfg(not(unix))]
-                let terminated = std::future::pending::<Option<()>>();
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
-                    _ = terminated => break,
+                    r = &mut stop => break r,
                     _ = tick.tick() => {
                         for (i, slot) in children.iter_mut().enumerate() {
                             if let Some(c) = slot
@@ -307,7 +301,6 @@ impl TestnetStartArgs {
                     }
                 }
             }
-            Ok(())
         });
         stop_all(&mut children);
         outcome

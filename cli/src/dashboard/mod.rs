@@ -83,15 +83,8 @@ impl RpcControls {
             TaskInput::Public { inputs }
         };
         let key = AccountKey::from_secret(crypto::dev_secret("account", 0));
-        let nonce = self
-            .rpc
-            .call("lc_getBalance", json!([key.address().to_string()]))?["next_nonce"]
-            .as_u64()
-            .unwrap_or(0);
-        let chain = self.rpc.call("lc_status", json!([]))?["chain_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let nonce = self.rpc.nonce(&key.address())?;
+        let chain = self.rpc.chain_id()?;
         let tx = TxBody {
             from: key.public(),
             nonce,

@@ -288,21 +288,7 @@ fn a_devnet_killed_under_load_restarts_without_losing_anything() {
     use lightchain_devnet::chain::{TaskInput, TxBody, TxKind};
     let p = Project::new();
     p.copy("templates/digits/tests/six.json", "six.json");
-    let out = p
-        .cmd(&["init", "proj", "--template", "digits"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let out = p
-        .cmd(&["package", "proj", "-o", "digits.lcpkg"])
-        .env(params().0, params().1)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::testnet::digits_package(&p);
     let state = p.dir.path().join("state");
     let state_arg = state.display().to_string();
     let mut node = start_devnet(&p, &["--state", &state_arg]);

@@ -134,7 +134,7 @@ async fn serve(mut socket: WebSocket, api: DevnetApi) {
 
 /// Answers one request: a subscription, an unsubscription, or an error.
 fn request(text: &str, subs: &mut Vec<(String, Topic)>, next_id: &mut u64) -> Value {
-    let err = |id: Value, RpcError(code, message): RpcError| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    let err = super::error;
     let req: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
