@@ -136,3 +136,34 @@ fn a_node_refuses_keys_others_can_read_or_that_are_not_its_own() {
     write_private(&k0, b"{\"index\": 0}").unwrap();
     assert!(load(&nodes[0].home).is_err());
 }
+
+#[test]
+fn a_node_refuses_a_stored_chain_of_another_genesis() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut sa = spec(1);
+    sa.base_port = 40_300;
+    let mut sb = spec(1);
+    sb.base_port = 40_310;
+    let na = init(a.path(), &sa).unwrap();
+    let nb = init(b.path(), &sb).unwrap();
+    let start = |home: &Path| {
+        let mut cfg = load(home).unwrap().without_rpc();
+        cfg.params_dir = Some(a.path().join("params"));
+        rt.block_on(crate::try_spawn(cfg)).map(|(_, h)| h)
+    };
+    // Node 0 of testnet A stores its genesis; its own home starts again from it.
+    drop(start(&na[0].home).unwrap());
+    drop(start(&na[0].home).unwrap());
+    // B has the same chain id but other validators: A's stored chain is refused.
+    std::fs::rename(na[0].home.join("state"), nb[0].home.join("state")).unwrap();
+    let e = match start(&nb[0].home) {
+        Ok(_) => panic!("a node started on another genesis's chain"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("is not the genesis's"), "{e}");
+}
