@@ -59,4 +59,41 @@ copy("fraud", [("fraud_tabular/input.json", "tests/legit.json"), ("fraud_tabular
 copy("transformer", [("digits_vit/model.onnx", "model.onnx"), ("digits_vit/input.json", "tests/seven.json"),
                      ("digits_vit/expected.json", "tests/seven.expected.json"),
                      ("digits_vit/input_2.json", "tests/three.json")])
+
+
+def split_pipeline(src, dst_dir, cut, cut_name, param):
+    """Cuts an ONNX model at the value `cut` into two stage models: the first computes `cut`
+    (renamed `cut_name`), the second reads it as its input `x`. Both keep a symbolic batch."""
+    os.makedirs(dst_dir, exist_ok=True)
+    m = onnx.load(src)
+    g = m.graph
+    first_in, last_out = g.input[0].name, g.output[0].name
+    tmp = os.path.join(dst_dir, "full.onnx")
+    onnx.save(m, tmp)
+    embed, classify = os.path.join(dst_dir, "embed.onnx"), os.path.join(dst_dir, "classify.onnx")
+    onnx.utils.extract_model(tmp, embed, [first_in], [cut])
+    onnx.utils.extract_model(tmp, classify, [cut], [last_out])
+    os.remove(tmp)
+    for path, old, new in [(embed, cut, cut_name), (classify, cut, "x")]:
+        m = onnx.load(path)
+        for n in m.graph.node:
+            n.input[:] = [new if i == old else i for i in n.input]
+            n.output[:] = [new if o == old else o for o in n.output]
+        for vi in list(m.graph.input) + list(m.graph.output):
+            if vi.name == old:
+                vi.name = new
+            d = vi.type.tensor_type.shape.dim[0]
+            d.ClearField("dim_value")
+            d.dim_param = param
+        del m.graph.value_info[:]
+        onnx.checker.check_model(m, full_check=True)
+        onnx.save(m, path)
+
+
+# The pipeline template: the fraud model cut after its hidden layer into a feature stage
+# (standardise, 8 -> 16, ReLU) and a classifier stage (16 -> 2, softmax).
+split_pipeline(os.path.join(FIX, "fraud_tabular/model.onnx"), os.path.join(TPL, "pipeline"), "h_relu",
+               "embedding", "batch")
+copy("pipeline", [("fraud_tabular/input.json", "tests/legit.json"), ("fraud_tabular/expected.json", "tests/legit.expected.json"),
+                  ("fraud_tabular/input_1.json", "tests/fraud.json"), ("fraud_tabular/input_2.json", "tests/legit-2.json")])
 print("templates updated")

@@ -99,6 +99,10 @@ pub enum AivmError {
     #[error("proving: {0}")]
     Prove(String),
 
+    /// The stages of a pipeline cannot be chained as declared.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
+
     /// A program cannot be cut into segments as asked.
     #[error("segmenting: {0}")]
     Segment(String),

@@ -18,6 +18,8 @@ pub const MANIFEST: &str = "lightchain.toml";
 struct Raw {
     model: Spanned<RawModel>,
     #[serde(default)]
+    stages: Vec<Spanned<RawStage>>,
+    #[serde(default)]
     inputs: Vec<Spanned<RawTensor>>,
     #[serde(default)]
     outputs: Vec<Spanned<RawTensor>>,
@@ -34,9 +36,19 @@ struct Raw {
 struct RawModel {
     name: Spanned<String>,
     version: Spanned<String>,
-    onnx: Spanned<String>,
+    #[serde(default)]
+    onnx: Option<Spanned<String>>,
     #[serde(default)]
     description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: Spanned<String>,
+    onnx: Spanned<String>,
+    #[serde(default)]
+    inputs: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +157,17 @@ pub struct TestVector {
     pub line: usize,
 }
 
+/// One stage of a pipeline: its ONNX model and where its inputs come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageSpec {
+    pub name: String,
+    pub onnx: PathBuf,
+    /// (this stage's input, `STAGE.OUTPUT` of an earlier stage); other inputs are the
+    /// pipeline's.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub inputs: Vec<(String, String)>,
+}
+
 /// Resource limits of a task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
@@ -156,7 +179,12 @@ pub struct Limits {
 pub struct Manifest {
     pub name: String,
     pub version: String,
-    pub onnx: PathBuf,
+    /// The model of a single-model package (`[model] onnx`); `None` for a pipeline.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub onnx: Option<PathBuf>,
+    /// The stages of a pipeline (`[[stages]]`), in execution order; empty for a single model.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub stages: Vec<StageSpec>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub description: Option<String>,
     pub inputs: Vec<TensorSpec>,
@@ -251,16 +279,21 @@ impl Manifest {
         if !valid_version(m.version.get_ref()) {
             is.at(&m.version, "model.version must look like 1.2.3");
         }
-        let onnx = PathBuf::from(m.onnx.get_ref());
-        if onnx.is_absolute()
-            || onnx
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            is.at(
-                &m.onnx,
-                "model.onnx must be a path inside the project folder",
-            );
+        let onnx = m
+            .onnx
+            .as_ref()
+            .map(|o| project_path(o, "model.onnx", &mut is));
+        let stages = stages(&raw.stages, &mut is);
+        match (&m.onnx, raw.stages.is_empty()) {
+            (None, true) => is.at(
+                &raw.model,
+                "give the model as [model] onnx = \"model.onnx\", or a pipeline as [[stages]]",
+            ),
+            (Some(o), false) => is.at(
+                o,
+                "a pipeline's models are its [[stages]]: remove [model] onnx",
+            ),
+            _ => {}
         }
         let inputs = tensor_specs(&raw.inputs, "input", &mut is);
         let outputs = tensor_specs(&raw.outputs, "output", &mut is);
@@ -295,6 +328,7 @@ impl Manifest {
             name: m.name.get_ref().clone(),
             version: m.version.get_ref().clone(),
             onnx,
+            stages,
             description: m.description.clone(),
             inputs,
             outputs,
@@ -303,6 +337,72 @@ impl Manifest {
             limits,
         })
     }
+}
+
+/// A path that must lie inside the project folder (`what` names the setting).
+fn project_path(p: &Spanned<String>, what: &str, is: &mut Issues) -> PathBuf {
+    let path = PathBuf::from(p.get_ref());
+    if path.as_os_str().is_empty()
+        || path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        is.at(
+            p,
+            format!("{what} must be a path inside the project folder"),
+        );
+    }
+    path
+}
+
+/// Most stages a pipeline may have.
+pub const MAX_STAGES: usize = 16;
+
+/// The `[[stages]]` entries: names unique and valid, paths inside the project, every bound
+/// input reading `STAGE.OUTPUT` of an earlier stage.
+fn stages(raw: &[Spanned<RawStage>], is: &mut Issues) -> Vec<StageSpec> {
+    if raw.len() > MAX_STAGES {
+        is.at(
+            &raw[MAX_STAGES],
+            format!("a pipeline has at most {MAX_STAGES} stages"),
+        );
+    }
+    let mut out: Vec<StageSpec> = Vec::new();
+    for s in raw {
+        let r = s.get_ref();
+        let name = r.name.get_ref();
+        if !valid_name(name) {
+            is.at(&r.name, "a stage name must be 1 to 64 lowercase letters, digits, '-' or '_', starting with a letter");
+        }
+        if out.iter().any(|o| o.name == *name) {
+            is.at(&r.name, format!("stage \"{name}\" is declared twice"));
+        }
+        let onnx = project_path(&r.onnx, "a stage's onnx", is);
+        let mut inputs = Vec::new();
+        if let Some(b) = &r.inputs {
+            for (input, src) in b.get_ref() {
+                let earlier = src
+                    .split_once('.')
+                    .is_some_and(|(st, o)| !o.is_empty() && out.iter().any(|e| e.name == st));
+                if !earlier {
+                    is.at(
+                        b,
+                        format!(
+                            "stage \"{name}\": input \"{input}\" reads \"{src}\"; it must name STAGE.OUTPUT of an earlier stage"
+                        ),
+                    );
+                }
+                inputs.push((input.clone(), src.clone()));
+            }
+        }
+        out.push(StageSpec {
+            name: name.clone(),
+            onnx,
+            inputs,
+        });
+    }
+    out
 }
 
 /// The `[[inputs]]` or `[[outputs]]` entries (`what` names which), each checked.

@@ -9,6 +9,7 @@ use lightchain_aivm::accuracy::{argmax_rows, compare};
 use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::gas::{self, GasReport};
 use lightchain_aivm::guard::{GuardLimits, guard_bytes};
+use lightchain_aivm::onnx::pipeline;
 use lightchain_aivm::proof::{CompileRecord, ParamsCache};
 use lightchain_aivm::segment::ModelKeys;
 use lightchain_aivm::wire::hex;
@@ -91,6 +92,38 @@ fn read_text(dir: &Path, p: &Path) -> Result<String> {
     let path = dir.join(p);
     std::fs::read_to_string(&path)
         .map_err(|e| PackageError::io(format!("cannot read {}", path.display()), e))
+}
+
+fn read_bytes(dir: &Path, p: &Path) -> Result<Vec<u8>> {
+    let path = dir.join(p);
+    std::fs::read(&path).map_err(|e| PackageError::io(format!("cannot read {}", path.display()), e))
+}
+
+/// The ONNX model a package holds: the manifest's model file, or a pipeline's stages merged
+/// into one model ([`lightchain_aivm::onnx::pipeline`]), each stage guarded first.
+pub fn model_bytes(dir: &Path, manifest: &Manifest) -> Result<Vec<u8>> {
+    if let Some(onnx) = &manifest.onnx {
+        return read_bytes(dir, onnx);
+    }
+    let mut guarded = Vec::new();
+    for s in &manifest.stages {
+        let g = guard_bytes(read_bytes(dir, &s.onnx)?, &GuardLimits::default()).map_err(|e| {
+            AivmError::Pipeline(format!("stage \"{}\" ({}): {e}", s.name, s.onnx.display()))
+        })?;
+        guarded.push(g);
+    }
+    let stages: Vec<pipeline::Stage> = manifest
+        .stages
+        .iter()
+        .zip(&guarded)
+        .map(|(s, g)| pipeline::Stage {
+            name: &s.name,
+            model: g,
+            bind: &s.inputs,
+        })
+        .collect();
+    let outputs: Vec<String> = manifest.outputs.iter().map(|o| o.name.clone()).collect();
+    Ok(pipeline::merge_bytes(&stages, &outputs)?)
 }
 
 /// Calibration samples: the test vectors' inputs, plus, for inputs with a declared range, the
@@ -292,9 +325,7 @@ pub fn build(
         path: dir.join(MANIFEST),
         issues,
     })?;
-    let onnx_path = dir.join(&manifest.onnx);
-    let onnx = std::fs::read(&onnx_path)
-        .map_err(|e| PackageError::io(format!("cannot read {}", onnx_path.display()), e))?;
+    let onnx = model_bytes(dir, &manifest)?;
     let guarded = guard_bytes(onnx.clone(), &GuardLimits::default())?;
     let model = check_and_lower(&manifest, guarded)?;
 

@@ -22,6 +22,7 @@ pub mod cx;
 pub mod fuse;
 pub mod guard;
 pub mod layer_norm;
+pub mod pipeline;
 pub mod structural;
 pub mod value_info;
 

@@ -28,6 +28,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "transformer",
         "vision transformer on 8x8 digits (8 tokens, 2 heads, 2 layers, attention + GELU MLP)",
     ),
+    (
+        "pipeline",
+        "two-stage pipeline under one proof (fraud features -> embedding -> classifier)",
+    ),
 ];
 
 /// Create a project from a template: manifest, model, inputs, test vectors and a CI workflow.
@@ -35,13 +39,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 #[command(after_help = "Examples:
   lightchain init demo --template digits && cd demo && lightchain package && lightchain test
   lightchain init fraud-check --template fraud
+  lightchain init scoring --template pipeline     # two ONNX models, one proof
 
-Templates: digits, fraud, sentiment, transformer.")]
+Templates: digits, fraud, sentiment, transformer, pipeline.")]
 pub struct InitArgs {
     /// The folder to create (it must not exist, or be empty).
     pub dir: PathBuf,
     /// The template.
-    #[arg(long, short = 't', default_value = "digits", value_parser = ["digits", "fraud", "sentiment", "transformer"])]
+    #[arg(long, short = 't', default_value = "digits", value_parser = ["digits", "fraud", "sentiment", "transformer", "pipeline"])]
     pub template: String,
 }
 

@@ -150,6 +150,24 @@ impl Human for PackageReport {
 ",
             p.model_id
         ));
+        for (i, st) in m.stages.iter().enumerate() {
+            let fed: Vec<String> = st
+                .inputs
+                .iter()
+                .map(|(input, src)| format!("{input} <- {src}"))
+                .collect();
+            out.push_str(&format!(
+                "{:<8} {} ({}){}\n",
+                if i == 0 { "stages" } else { "" },
+                st.name,
+                st.onnx.display(),
+                if fed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", fed.join(", "))
+                }
+            ));
+        }
         for (label, ios) in [("inputs", &m.inputs), ("outputs", &m.outputs)] {
             for (i, t) in ios.iter().enumerate() {
                 out.push_str(&format!(

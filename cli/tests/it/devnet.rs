@@ -192,6 +192,51 @@ fn transformer_template_runs_as_a_proven_task() {
     assert!(v["k"].as_u64().unwrap() <= 13, "{out}");
 }
 
+/// The pipeline template end to end: `init`, `package`, `test`, `inspect` (its stages), then one
+/// proven task on a 4-validator devnet; the receipt shows the last stage's output only (the
+/// embedding between the stages is private) and its proof verifies offline.
+#[test]
+fn pipeline_template_runs_as_one_proven_task() {
+    let p = Project::new();
+    let run = |args: &[&str]| run_in(&p, args);
+    assert_eq!(run(&["init", "fp", "--template", "pipeline"]).0, 0);
+    let (code, out, err) = run(&["package", "fp", "-o", "fp.lcpkg", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let pkg: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pkg["test_vectors"], 3, "{pkg}");
+    let (code, out, err) = run(&["test", "fp"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["inspect", "fp.lcpkg"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stages   embed (embed.onnx)\n"), "{out}");
+    assert!(
+        out.contains("classify (classify.onnx): x <- embed.embedding"),
+        "{out}"
+    );
+
+    let node = start_devnet(&p, &[]);
+    let key = node.config["accounts"][1]["private_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, t) = deploy_and_submit(
+        &p,
+        "fp.lcpkg",
+        "fp/tests/fraud.json",
+        "fraud.bin",
+        &node.url(),
+        &key,
+    );
+    assert_eq!(predicted(&t), 1, "{t}");
+    let outs = t["task"]["receipt"]["outputs_float"].as_array().unwrap();
+    assert_eq!(outs.len(), 1, "only the last stage's output: {t}");
+    assert_eq!(outs[0].as_array().unwrap().len(), 2, "{t}");
+    let (code, out, err) = run(&["verify", "fp.lcpkg", "--proof", "fraud.bin", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["valid"], true, "{out}");
+}
+
 /// Runs the CLI in the project with the shared proving parameters: (exit code, stdout, stderr).
 fn run_in(p: &Project, args: &[&str]) -> (i32, String, String) {
     let out = p.cmd(args).envs([params()]).output().unwrap();

@@ -132,7 +132,8 @@ fn manifest_errors_are_listed_with_lines() {
 
 #[test]
 fn every_template_packages() {
-    // The transformer packages in `devnet::transformer_template_runs_as_a_proven_task`.
+    // The transformer and pipeline templates package in `devnet::transformer_template_runs_as_a_proven_task`
+    // and `devnet::pipeline_template_runs_as_one_proven_task`.
     for t in ["digits", "fraud", "sentiment"] {
         let p = Project::new();
         let (code, _, err) = p.run(&["init", "x", "--template", t]);

@@ -5,6 +5,8 @@ use lightchain_packager::{Manifest, PackageError, build, container, load};
 
 use lightchain_test_utils::{edit, repo, template_project as project};
 
+mod pipeline;
+
 fn params() -> ParamsCache {
     ParamsCache {
         dir: lightchain_test_utils::params_dir(),
