@@ -23,6 +23,7 @@ use crate::cmd::model::read_inputs;
 use crate::cmd::prove::DEFAULT_MEMORY_MB;
 
 mod devnet;
+mod pipeline;
 mod testnet;
 use crate::shell::{Human, Shell};
 
@@ -33,6 +34,7 @@ use crate::shell::{Human, Shell};
   lightchain bench fixtures/ezkl/1l_mlp fixtures/digits_cnn --no-write
   lightchain bench --devnet 50 --devnet-model fixtures/digits_mlp   # latency and tasks/s
   lightchain bench --testnet 4,7,10 --devnet 20                    # node processes
+  lightchain bench --pipeline templates/pipeline --devnet 20        # one proof vs one per stage
   lightchain bench --ezkl ../shared/peers/ezkl/prove.py --python ~/.cache/lightchain-peers/ezkl-venv/bin/python
 
 A model folder holds model.onnx or network.onnx, and input.json.")]
@@ -83,6 +85,11 @@ pub struct BenchArgs {
     /// figures into RELIABILITY.md.
     #[arg(long, value_name = "N", conflicts_with = "devnet")]
     pub chaos: Option<usize>,
+    /// Instead of proving against EZKL: a pipeline project (`[[stages]]`) proven as one
+    /// program against each stage proven alone (time, bytes); with --devnet N also its task
+    /// latency on the devnet.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["testnet", "chaos"])]
+    pub pipeline: Option<PathBuf>,
     /// Seed of the fault schedule.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -536,6 +543,9 @@ impl BenchArgs {
     pub fn run(self, shell: &Shell) -> anyhow::Result<()> {
         if !self.testnet.is_empty() {
             return self.run_testnet(shell, &self.testnet);
+        }
+        if let Some(dir) = &self.pipeline {
+            return self.run_pipeline(shell, dir);
         }
         if let Some(n) = self.devnet {
             return self.run_devnet(shell, n);

@@ -235,6 +235,35 @@ fn pipeline_template_runs_as_one_proven_task() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["valid"], true, "{out}");
+    drop(node);
+
+    // The short version of `lightchain bench --pipeline`: one proof against one per stage,
+    // and the pipeline's latency on a devnet of its own.
+    let (code, out, err) = run(&[
+        "bench",
+        "--pipeline",
+        "fp",
+        "--devnet",
+        "2",
+        "--no-write",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stages: Vec<&str> = r["per_stage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["stage embed alone", "stage classify alone"], "{r}");
+    assert!(r["one_proof"]["proof_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["devnet_median_ms"].as_f64().unwrap() > 0.0, "{r}");
+    // A project without stages is not a pipeline.
+    assert_eq!(run(&["init", "d", "--template", "digits"]).0, 0);
+    let (code, _, err) = run(&["bench", "--pipeline", "d", "--no-write"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a pipeline project"), "{err}");
 }
 
 /// Runs the CLI in the project with the shared proving parameters: (exit code, stdout, stderr).

@@ -35,7 +35,7 @@ impl Human for DevnetReport {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
@@ -82,56 +82,8 @@ impl BenchArgs {
     pub(super) fn run_devnet(&self, shell: &Shell, n: usize) -> anyhow::Result<()> {
         anyhow::ensure!(n >= 1, "--devnet needs at least one task");
         let (package, pkg, input) = self.devnet_package()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
         let validators = self.validators as usize;
-        let (latencies, per_second) = rt.block_on(async {
-            let mut cfg = lightchain_devnet::DevnetConfig::default()
-                .with_port(0)
-                .without_rpc()
-                .with_validators(validators);
-            if self.over_http {
-                cfg = cfg.with_http_transport();
-            }
-            let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
-            if let Some(ms) = self.delay_ms {
-                api.delay(std::time::Duration::from_millis(ms));
-            }
-            let keys: Vec<_> = handle.dev_accounts().iter().map(|a| a.key()).collect();
-            let key = keys[0].clone();
-            tokio::task::block_in_place(|| -> anyhow::Result<(Vec<f64>, f64)> {
-                let (_, model) = api.deploy(&key, package)?;
-                let pb = shell.progress(2 * n as u64 + 3, "tasks");
-                let mut lat = Vec::with_capacity(n);
-                // Three warm-up tasks (key derivation, caches), then the measured ones.
-                for i in 0..n + 3 {
-                    let start = Instant::now();
-                    let id = api.submit_task(&key, &model, input.clone(), false, 1)?;
-                    api.wait_receipt(&id, std::time::Duration::from_secs(120))?;
-                    if i >= 3 {
-                        lat.push(start.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    pb.inc(1);
-                }
-                // Saturation: n more tasks submitted at once, spread over the dev accounts (a
-                // sender may have 16 tasks ahead of its confirmed nonce), until every receipt.
-                let start = Instant::now();
-                let mut ids = Vec::with_capacity(n);
-                for i in 0..n {
-                    let k = &keys[i % keys.len()];
-                    ids.push(api.submit_task(k, &model, input.clone(), false, 1)?);
-                }
-                for id in &ids {
-                    api.wait_receipt(id, std::time::Duration::from_secs(600))?;
-                    pb.inc(1);
-                }
-                let per_second = n as f64 / start.elapsed().as_secs_f64();
-                pb.finish_and_clear();
-                drop(handle);
-                Ok((lat, per_second))
-            })
-        })?;
+        let (latencies, per_second) = self.devnet_latency(shell, n, package, &input)?;
         let mut sorted = latencies.clone();
         sorted.sort_by(|a, b| a.total_cmp(b));
         let median = percentile(&sorted, 0.5);
@@ -183,6 +135,68 @@ impl BenchArgs {
             )?;
         }
         shell.emit(&report)
+    }
+
+    /// Deploys `package` on an in-process devnet (this command's validators, transport and
+    /// delay) and measures `n` tasks on `input` one at a time after three warm-up tasks
+    /// (latencies in ms), then `n` submitted at once (proven tasks per second).
+    pub(super) fn devnet_latency(
+        &self,
+        shell: &Shell,
+        n: usize,
+        package: Vec<u8>,
+        input: &serde_json::Value,
+    ) -> anyhow::Result<(Vec<f64>, f64)> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let validators = self.validators as usize;
+        rt.block_on(async {
+            let mut cfg = lightchain_devnet::DevnetConfig::default()
+                .with_port(0)
+                .without_rpc()
+                .with_validators(validators);
+            if self.over_http {
+                cfg = cfg.with_http_transport();
+            }
+            let (api, handle) = lightchain_devnet::try_spawn(cfg).await?;
+            if let Some(ms) = self.delay_ms {
+                api.delay(std::time::Duration::from_millis(ms));
+            }
+            let keys: Vec<_> = handle.dev_accounts().iter().map(|a| a.key()).collect();
+            let key = keys[0].clone();
+            tokio::task::block_in_place(|| -> anyhow::Result<(Vec<f64>, f64)> {
+                let (_, model) = api.deploy(&key, package)?;
+                let pb = shell.progress(2 * n as u64 + 3, "tasks");
+                let mut lat = Vec::with_capacity(n);
+                // Three warm-up tasks (key derivation, caches), then the measured ones.
+                for i in 0..n + 3 {
+                    let start = Instant::now();
+                    let id = api.submit_task(&key, &model, input.clone(), false, 1)?;
+                    api.wait_receipt(&id, std::time::Duration::from_secs(120))?;
+                    if i >= 3 {
+                        lat.push(start.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    pb.inc(1);
+                }
+                // Saturation: n more tasks submitted at once, spread over the dev accounts (a
+                // sender may have 16 tasks ahead of its confirmed nonce), until every receipt.
+                let start = Instant::now();
+                let mut ids = Vec::with_capacity(n);
+                for i in 0..n {
+                    let k = &keys[i % keys.len()];
+                    ids.push(api.submit_task(k, &model, input.clone(), false, 1)?);
+                }
+                for id in &ids {
+                    api.wait_receipt(id, std::time::Duration::from_secs(600))?;
+                    pb.inc(1);
+                }
+                let per_second = n as f64 / start.elapsed().as_secs_f64();
+                pb.finish_and_clear();
+                drop(handle);
+                Ok((lat, per_second))
+            })
+        })
     }
 
     /// The devnet benchmarks' model packaged, with its input.
