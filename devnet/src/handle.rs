@@ -204,6 +204,7 @@ pub(crate) fn genesis(
         tasks: BTreeMap::new(),
         validators,
         evidence: vec![],
+        schedules: BTreeMap::new(),
         burned: 0,
     }
 }

@@ -129,6 +129,10 @@ pub struct App {
 /// How many recent states a validator keeps for `dev_revert`.
 pub const KEEP_RECENT: usize = 64;
 
+/// With instant mining, how often an otherwise idle chain makes a block while a schedule
+/// waits for the height of its next run.
+pub const SCHEDULE_PACE: Duration = Duration::from_millis(100);
+
 /// What a validator starts from.
 pub struct Restored {
     pub state: State,
@@ -195,8 +199,9 @@ impl App {
     }
 
     /// Whether a block should be produced now: with a block time, when it has passed; with
-    /// instant mining, when a transaction can apply, a result waits or a task is overdue (a
-    /// transaction stuck behind a nonce gap is not work).
+    /// instant mining, when a transaction can apply, a result waits, a task is overdue or a
+    /// scheduled run is due (a transaction stuck behind a nonce gap is not work), and while
+    /// a schedule waits for its next run's height, every [`SCHEDULE_PACE`].
     pub fn has_work(&self) -> bool {
         match self.block_time {
             Some(bt) => self.last_commit.elapsed() >= bt,
@@ -207,6 +212,10 @@ impl App {
                     || exec::overdue(&self.state, self.clock.now_ms())
                         .next()
                         .is_some()
+                    || exec::schedule_due(&self.state)
+                    // The heights between a schedule's runs, paced.
+                    || (exec::schedules_waiting(&self.state)
+                        && self.last_commit.elapsed() >= SCHEDULE_PACE)
             }
         }
     }

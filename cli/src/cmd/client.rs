@@ -413,6 +413,25 @@ pub enum TaskCmd {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Schedule a recurring task: the chain runs it every N blocks, M times, each run proven,
+    /// receipted and paid from a deposit.
+    #[command(after_help = "Examples:
+  lightchain task schedule MODEL_ID -i input.json --every 2 --count 3 --wait
+  lightchain task schedule digits@latest -i seven.json --every 10 --count 100 --json
+  lightchain task schedule MODEL_ID -i in.json --every 5 --count 10 --deposit 500000
+  lightchain task cancel SCHEDULE_ID
+
+The deposit (default: every run's fee) is held in escrow; each run takes its fee from it. A
+schedule stops when its runs are done, when it is cancelled, or when the deposit cannot pay
+the next run; what is left is refunded. With --wait, one line per completed run (a JSON line
+with --json), and exit 1 if the schedule stops before its last run.")]
+    Schedule(crate::cmd::schedule::ScheduleArgs),
+    /// Cancel a recurring task (its owner only); the rest of its deposit is refunded.
+    Cancel {
+        schedule_id: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[derive(Serialize)]
@@ -462,28 +481,7 @@ impl TaskArgs {
             } => {
                 let rpc = node.rpc()?;
                 let key = node.key()?;
-                let inputs: Value = serde_json::from_str(
-                    &std::fs::read_to_string(&input)
-                        .with_context(|| format!("cannot read {}", input.display()))?,
-                )
-                .with_context(|| format!("{} is not JSON", input.display()))?;
-                let reply: ModelReply =
-                    rpc.call_as("lc_getModel", json!([model_id, {"package": true}]))?;
-                check_resolution(&model_id, &reply.model)?;
-                let hashed = reply.model.input_visibility == Visibility::Hashed;
-                let task_input = if encrypt || hashed {
-                    let b64 = reply
-                        .package
-                        .as_deref()
-                        .context("the node did not return the model's package")?;
-                    let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
-                    let pkg = lightchain_packager::load(&bytes)?;
-                    let validators: Vec<ValidatorRecord> =
-                        rpc.call_as("lc_validators", json!([]))?;
-                    lightchain_devnet::seal_input(&pkg, &validators, inputs)?
-                } else {
-                    TaskInput::Public { inputs }
-                };
+                let (reply, task_input) = task_input(&rpc, &model_id, &input, encrypt)?;
                 let gas_limit = gas_limit.unwrap_or(reply.model.gas);
                 let tx = TxBody {
                     from: key.public(),
@@ -514,6 +512,10 @@ impl TaskArgs {
                 write_proof(&task, proof_out.as_ref())?;
                 shell.emit(&TaskReport { task })
             }
+            TaskCmd::Schedule(args) => args.run(shell),
+            TaskCmd::Cancel { schedule_id, node } => {
+                crate::cmd::schedule::cancel(&schedule_id, &node, shell)
+            }
             TaskCmd::Watch { task_id, node } => {
                 let rpc = node.rpc()?;
                 watch(&rpc, &task_id, shell, true)?;
@@ -523,6 +525,38 @@ impl TaskArgs {
             }
         }
     }
+}
+
+/// Resolves a model on the node (its id, `NAME@VERSION` or `NAME@latest`, checked) and reads
+/// an input file into a task input for it: sealed to the validators when asked or when the
+/// model commits to its inputs, else public.
+pub fn task_input(
+    rpc: &Rpc,
+    model_id: &str,
+    input: &std::path::Path,
+    encrypt: bool,
+) -> anyhow::Result<(ModelReply, TaskInput)> {
+    let inputs: Value = serde_json::from_str(
+        &std::fs::read_to_string(input)
+            .with_context(|| format!("cannot read {}", input.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", input.display()))?;
+    let reply: ModelReply = rpc.call_as("lc_getModel", json!([model_id, {"package": true}]))?;
+    check_resolution(model_id, &reply.model)?;
+    let hashed = reply.model.input_visibility == Visibility::Hashed;
+    let task_input = if encrypt || hashed {
+        let b64 = reply
+            .package
+            .as_deref()
+            .context("the node did not return the model's package")?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
+        let pkg = lightchain_packager::load(&bytes)?;
+        let validators: Vec<ValidatorRecord> = rpc.call_as("lc_validators", json!([]))?;
+        lightchain_devnet::seal_input(&pkg, &validators, inputs)?
+    } else {
+        TaskInput::Public { inputs }
+    };
+    Ok((reply, task_input))
 }
 
 /// Checks that the model a node resolved is the one asked for: the same id, or for

@@ -16,5 +16,6 @@ pub mod package;
 pub mod profile;
 pub mod prove;
 pub mod run;
+pub mod schedule;
 pub mod test;
 pub mod verify;

@@ -267,7 +267,7 @@ fn pipeline_template_runs_as_one_proven_task() {
 }
 
 /// Runs the CLI in the project with the shared proving parameters: (exit code, stdout, stderr).
-fn run_in(p: &Project, args: &[&str]) -> (i32, String, String) {
+pub fn run_in(p: &Project, args: &[&str]) -> (i32, String, String) {
     let out = p.cmd(args).envs([params()]).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -330,7 +330,7 @@ fn predicted(t: &serde_json::Value) -> usize {
         .unwrap()
 }
 
-fn start_devnet(p: &Project, args: &[&str]) -> DevnetProcess {
+pub fn start_devnet(p: &Project, args: &[&str]) -> DevnetProcess {
     DevnetProcess::spawn(
         &assert_cmd::cargo::cargo_bin("lightchain"),
         p.dir.path(),

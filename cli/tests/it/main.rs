@@ -8,6 +8,7 @@ mod inspect_run;
 mod keys;
 mod packaging;
 mod prove_verify;
+mod schedule;
 mod testnet;
 
 use assert_cmd::Command;

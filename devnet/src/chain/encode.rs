@@ -10,7 +10,8 @@ use lightchain_aivm::wire::W;
 use serde_json::Value;
 
 use super::state::{
-    Account, EvidenceRecord, ModelRecord, State, Task, TaskStatus, ValidatorRecord,
+    Account, EvidenceRecord, ModelRecord, Schedule, ScheduleStatus, State, Task, TaskStatus,
+    ValidatorRecord,
 };
 use super::{Address, Block, Claim, Evidence, SignedTx, TaskInput, TaskResult, TxBody, TxKind};
 use crate::crypto::WrappedKey;
@@ -192,6 +193,26 @@ impl Canonical for TxKind {
                 w.u(3);
                 w.len(*validator);
             }
+            TxKind::ScheduleTask {
+                model_id,
+                gas_limit,
+                input,
+                every,
+                count,
+                deposit,
+            } => {
+                w.u(4);
+                w.str(model_id);
+                w.u(*gas_limit);
+                input.enc(w);
+                w.u(*every);
+                w.u(*count as u64);
+                amount(w, *deposit);
+            }
+            TxKind::CancelSchedule { schedule_id } => {
+                w.u(5);
+                w.str(schedule_id);
+            }
         }
     }
 }
@@ -332,6 +353,41 @@ impl Canonical for Task {
         self.input.enc(w);
         w.u(self.submitted_height);
         w.usizes(&self.failed_executors);
+        self.schedule.enc(w);
+        self.status.enc(w);
+    }
+}
+
+impl Canonical for ScheduleStatus {
+    fn enc(&self, w: &mut W) {
+        match self {
+            ScheduleStatus::Active => w.u(0),
+            ScheduleStatus::Finished => w.u(1),
+            ScheduleStatus::Cancelled { height } => {
+                w.u(2);
+                w.u(*height);
+            }
+            ScheduleStatus::Stopped { reason } => {
+                w.u(3);
+                w.str(reason);
+            }
+        }
+    }
+}
+
+impl Canonical for Schedule {
+    fn enc(&self, w: &mut W) {
+        w.str(&self.id);
+        self.owner.enc(w);
+        w.str(&self.model_id);
+        w.u(self.gas);
+        w.u(self.gas_price);
+        self.input.enc(w);
+        w.u(self.every);
+        w.u(self.count as u64);
+        self.runs.enc(w);
+        w.u(self.next_height);
+        amount(w, self.deposit);
         self.status.enc(w);
     }
 }
@@ -382,6 +438,11 @@ impl Canonical for State {
         }
         self.validators.enc(w);
         self.evidence.enc(w);
+        w.len(self.schedules.len());
+        for (id, s) in &self.schedules {
+            w.str(id);
+            s.enc(w);
+        }
         amount(w, self.burned);
     }
 }

@@ -69,6 +69,17 @@ pub enum TxError {
     NotJailed(usize),
     #[error("validator {validator} is jailed until height {until}")]
     StillJailed { validator: usize, until: u64 },
+    /// A schedule's interval or run count outside what the chain accepts.
+    #[error("{0}")]
+    BadSchedule(String),
+    #[error("a deposit of {deposit} does not pay for one run ({run_fee})")]
+    DepositTooSmall { deposit: u128, run_fee: u128 },
+    #[error("schedule {0} not found")]
+    UnknownSchedule(String),
+    #[error("only the schedule's owner can cancel it")]
+    NotScheduleOwner,
+    #[error("schedule {0} is not active")]
+    ScheduleNotActive(String),
 }
 
 /// Why a block is not valid on the state it claims to follow.

@@ -16,7 +16,9 @@ use lightchain_aivm::proof::Proof;
 use super::error::{BlockError, TxError};
 use super::params::{ChainParams, deployment_id};
 use super::runtime::{Accepted, ResultError, Runtime, public_inputs};
-use super::state::{Account, EvidenceRecord, ModelRecord, State, Task, TaskStatus};
+use super::state::{
+    Account, EvidenceRecord, ModelRecord, Schedule, ScheduleStatus, State, Task, TaskStatus,
+};
 use super::{Address, Block, Claim, Evidence, Receipt, SignedTx, TaskInput, TaskResult, TxKind};
 use crate::crypto;
 
@@ -193,6 +195,78 @@ pub fn apply_tx(
             gas_limit,
             input,
         } => submit_task(rt, p, state, tx, at, (model_id, *gas_limit, input))?,
+        TxKind::ScheduleTask {
+            model_id,
+            gas_limit,
+            input,
+            every,
+            count,
+            deposit,
+        } => {
+            let model = check_task(rt, state, model_id, *gas_limit, input)?;
+            if !(1..=MAX_EVERY).contains(every) {
+                return Err(TxError::BadSchedule(format!(
+                    "a run every {every} blocks: the interval must be 1 to {MAX_EVERY} blocks"
+                )));
+            }
+            if !(1..=MAX_RUNS).contains(count) {
+                return Err(TxError::BadSchedule(format!(
+                    "{count} runs: a schedule has 1 to {MAX_RUNS} runs"
+                )));
+            }
+            let run_fee = model.gas as u128 * price;
+            if *deposit < run_fee {
+                return Err(TxError::DepositTooSmall {
+                    deposit: *deposit,
+                    run_fee,
+                });
+            }
+            let fee = p.base_gas as u128 * price;
+            debit(
+                state,
+                &from,
+                fee.checked_add(*deposit).ok_or(TxError::Overflow)?,
+            )?;
+            credit(state, &proposer_account, fee);
+            let id = crypto::hex(&tx.hash());
+            state.schedules.insert(
+                id.clone(),
+                Schedule {
+                    id,
+                    owner: from,
+                    model_id: model_id.clone(),
+                    gas: model.gas,
+                    gas_price: tx.body.gas_price,
+                    input: input.clone(),
+                    every: *every,
+                    count: *count,
+                    runs: vec![],
+                    next_height: at.height,
+                    deposit: *deposit,
+                    status: ScheduleStatus::Active,
+                },
+            );
+        }
+        TxKind::CancelSchedule { schedule_id } => {
+            let sched = state
+                .schedules
+                .get(schedule_id)
+                .ok_or_else(|| TxError::UnknownSchedule(schedule_id.clone()))?;
+            if sched.owner != from {
+                return Err(TxError::NotScheduleOwner);
+            }
+            if sched.status != ScheduleStatus::Active {
+                return Err(TxError::ScheduleNotActive(schedule_id.clone()));
+            }
+            let fee = p.base_gas as u128 * price;
+            debit(state, &from, fee)?;
+            credit(state, &proposer_account, fee);
+            end_schedule(
+                state,
+                schedule_id,
+                ScheduleStatus::Cancelled { height: at.height },
+            );
+        }
         TxKind::Unjail { validator } => {
             let fee = p.base_gas as u128 * price;
             let v = state
@@ -234,6 +308,34 @@ fn submit_task(
 ) -> Result<(), TxError> {
     let from = tx.body.sender();
     let price = tx.body.gas_price as u128;
+    let model = check_task(rt, state, model_id, gas_limit, input)?;
+    let fee = model.gas as u128 * price;
+    debit(state, &from, fee)?;
+    let id = crypto::hex(&tx.hash());
+    let executor = assign(state, &id, 0, &[]).ok_or(TxError::NoExecutor)?;
+    let task = NewTask {
+        id,
+        model: &model,
+        submitter: from,
+        gas_price: tx.body.gas_price,
+        fee,
+        input,
+        schedule: None,
+    };
+    open_task(p, state, task, executor, at);
+    Ok(())
+}
+
+/// Checks a task before it is submitted or scheduled: the model is deployed, the gas limit
+/// covers its quote, the input has the model's visibility (public inputs fit the model).
+/// Returns the model.
+fn check_task(
+    rt: &Runtime,
+    state: &State,
+    model_id: &str,
+    gas_limit: u64,
+    input: &TaskInput,
+) -> Result<ModelRecord, TxError> {
     let model = state
         .models
         .get(model_id)
@@ -259,33 +361,140 @@ fn submit_task(
         }
         (_, model) => return Err(TxError::WrongVisibility { model }),
     }
-    let fee = model.gas as u128 * price;
-    debit(state, &from, fee)?;
-    let id = crypto::hex(&tx.hash());
-    let executor = assign(state, &id, 0, &[]).ok_or(TxError::NoExecutor)?;
+    Ok(model)
+}
+
+/// A task about to be opened (its fee already taken from the submitter or a deposit).
+struct NewTask<'a> {
+    id: String,
+    model: &'a ModelRecord,
+    submitter: Address,
+    gas_price: u64,
+    fee: u128,
+    input: &'a TaskInput,
+    schedule: Option<String>,
+}
+
+/// Opens a task, assigned to `executor`, with its fee in escrow.
+fn open_task(p: &ChainParams, state: &mut State, t: NewTask, executor: usize, at: Moment) {
     state.tasks.insert(
-        id.clone(),
+        t.id.clone(),
         Task {
-            id,
-            model_id: model_id.to_string(),
-            submitter: from,
-            gas: model.gas,
-            gas_price: tx.body.gas_price,
-            fee,
-            input: input.clone(),
+            id: t.id,
+            model_id: t.model.model_id.clone(),
+            submitter: t.submitter,
+            gas: t.model.gas,
+            gas_price: t.gas_price,
+            fee: t.fee,
+            input: t.input.clone(),
             submitted_height: at.height,
             failed_executors: vec![],
+            schedule: t.schedule,
             // The deadline runs from the block that assigns the task, never from an
             // earlier one (an idle chain would otherwise time every new task out).
             status: TaskStatus::Pending {
                 attempt: 0,
                 executor,
                 since_ms: at.now_ms,
-                deadline_ms: at.now_ms + p.task_timeout(model.gas),
+                deadline_ms: at.now_ms + p.task_timeout(t.model.gas),
             },
         },
     );
-    Ok(())
+}
+
+/// Longest interval of a schedule, in blocks.
+pub const MAX_EVERY: u64 = 1_000_000;
+/// Most runs of one schedule.
+pub const MAX_RUNS: u32 = 100_000;
+
+/// The id of a schedule's run `n` (0-based): derived from the schedule, so every validator
+/// opens the same task.
+pub fn run_id(schedule_id: &str, n: usize) -> String {
+    let mut w = lightchain_aivm::wire::W(Vec::new());
+    w.str("lightchain-devnet schedule run v1");
+    w.str(schedule_id);
+    w.len(n);
+    crypto::hex(blake3::hash(&w.0).as_bytes())
+}
+
+/// Ends a schedule with `status`, refunding what is left of its deposit to its owner.
+fn end_schedule(state: &mut State, id: &str, status: ScheduleStatus) {
+    let Some(s) = state.schedules.get_mut(id) else {
+        return;
+    };
+    let (owner, left) = (s.owner, std::mem::take(&mut s.deposit));
+    s.status = status;
+    credit(state, &owner, left);
+}
+
+/// Starts the runs due at this block: each active schedule whose next height has come opens
+/// a task paid from its deposit, or stops (the deposit cannot pay a run, or no validator can
+/// execute); a schedule whose last run started is finished.
+fn run_schedules(p: &ChainParams, state: &mut State, at: Moment) {
+    let due: Vec<String> = state
+        .schedules
+        .values()
+        .filter(|s| s.status == ScheduleStatus::Active && s.next_height <= at.height)
+        .map(|s| s.id.clone())
+        .collect();
+    for id in due {
+        let s = state.schedules[&id].clone();
+        let run_fee = s.run_fee();
+        let done = s.runs.len();
+        if s.deposit < run_fee {
+            let reason = format!(
+                "the deposit ran out after {done} of {} runs: {} left, a run costs {run_fee}",
+                s.count, s.deposit
+            );
+            end_schedule(state, &id, ScheduleStatus::Stopped { reason });
+            continue;
+        }
+        let Some(model) = state.models.get(&s.model_id).cloned() else {
+            let reason = format!("model {} is not deployed", s.model_id);
+            end_schedule(state, &id, ScheduleStatus::Stopped { reason });
+            continue;
+        };
+        let task_id = run_id(&id, done);
+        let Some(executor) = assign(state, &task_id, 0, &[]) else {
+            let reason = format!("no validator could execute run {} of {}", done + 1, s.count);
+            end_schedule(state, &id, ScheduleStatus::Stopped { reason });
+            continue;
+        };
+        let task = NewTask {
+            id: task_id.clone(),
+            model: &model,
+            submitter: s.owner,
+            gas_price: s.gas_price,
+            fee: run_fee,
+            input: &s.input,
+            schedule: Some(id.clone()),
+        };
+        open_task(p, state, task, executor, at);
+        let sched = state.schedules.get_mut(&id).expect("due schedules exist");
+        sched.deposit -= run_fee;
+        sched.runs.push(task_id);
+        sched.next_height = at.height + s.every;
+        if sched.runs.len() >= s.count as usize {
+            end_schedule(state, &id, ScheduleStatus::Finished);
+        }
+    }
+}
+
+/// Whether a schedule waits for a block: any active one (its next run needs the chain to
+/// reach its height).
+pub fn schedules_waiting(state: &State) -> bool {
+    state
+        .schedules
+        .values()
+        .any(|s| s.status == ScheduleStatus::Active)
+}
+
+/// Whether a schedule's run is due in the next block.
+pub fn schedule_due(state: &State) -> bool {
+    state
+        .schedules
+        .values()
+        .any(|s| s.status == ScheduleStatus::Active && s.next_height <= state.height + 1)
 }
 
 /// Moves a task to its next executor after a failure, or fails it (refunding the fee) when
@@ -368,6 +577,7 @@ pub fn apply(
     for (i, tx) in block.txs.iter().enumerate() {
         apply_tx(rt, p, state, tx, at).map_err(|error| BlockError::Tx { index: i, error })?;
     }
+    run_schedules(p, state, at);
     let mut applied = Applied::default();
     for r in &block.results {
         let outcome = rt

@@ -166,6 +166,20 @@ pub enum TxKind {
     /// Lets a jailed validator execute tasks again once its jail term is over (signed by its
     /// account key).
     Unjail { validator: usize },
+    /// A recurring task: a run of `model_id` on `input` every `every` blocks, `count` times,
+    /// each paid (the model's gas at this transaction's price) from `deposit`, which is held
+    /// in escrow from now on; the first run starts in the block that takes this transaction.
+    ScheduleTask {
+        model_id: String,
+        gas_limit: u64,
+        input: TaskInput,
+        every: u64,
+        count: u32,
+        #[serde(with = "dec")]
+        deposit: u128,
+    },
+    /// Stops a schedule (its owner only) and refunds what is left of its deposit.
+    CancelSchedule { schedule_id: String },
 }
 
 /// The signed part of a transaction.

@@ -77,8 +77,58 @@ pub struct Task {
     pub submitted_height: u64,
     /// Executors that failed this task (wrong result or missed deadline).
     pub failed_executors: Vec<usize>,
+    /// The schedule whose run this task is (none for a task submitted by a transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     #[serde(flatten)]
     pub status: TaskStatus,
+}
+
+/// Where a recurring task's schedule is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ScheduleStatus {
+    /// Runs start every `every` blocks.
+    Active,
+    /// Every run asked for was started; the deposit left was refunded.
+    Finished,
+    /// Its owner cancelled it at `height`; the deposit left was refunded.
+    Cancelled { height: u64 },
+    /// It stopped before its last run (the deposit ran out, or no validator could execute);
+    /// the deposit left was refunded.
+    Stopped { reason: String },
+}
+
+/// A recurring task: the chain itself starts a run (a task like a submitted one, paid from
+/// the deposit) every `every` blocks, `count` times, until cancelled or the deposit runs out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The scheduling transaction's hash (hex).
+    pub id: String,
+    pub owner: Address,
+    pub model_id: String,
+    /// Gas and price of one run, fixed when scheduled: a run's fee is `gas * gas_price`.
+    pub gas: u64,
+    pub gas_price: u64,
+    pub input: TaskInput,
+    pub every: u64,
+    pub count: u32,
+    /// The task ids of the runs started so far, in order.
+    pub runs: Vec<String>,
+    /// The height at which the next run starts.
+    pub next_height: u64,
+    /// What is left of the deposit, held in escrow.
+    #[serde(with = "dec")]
+    pub deposit: u128,
+    #[serde(flatten)]
+    pub status: ScheduleStatus,
+}
+
+impl Schedule {
+    /// The fee of one run.
+    pub fn run_fee(&self) -> u128 {
+        self.gas as u128 * self.gas_price as u128
+    }
 }
 
 /// A validator as the chain sees it.
@@ -127,6 +177,9 @@ pub struct State {
     pub tasks: BTreeMap<String, Task>,
     pub validators: Vec<ValidatorRecord>,
     pub evidence: Vec<EvidenceRecord>,
+    /// Recurring tasks, by id.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, Schedule>,
     /// Taken out of circulation: slashed stake and the fees of submitter faults.
     #[serde(with = "dec")]
     pub burned: u128,
@@ -135,7 +188,7 @@ pub struct State {
 impl State {
     /// The state root: blake3 of the state's canonical encoding.
     pub fn root(&self) -> [u8; 32] {
-        super::encode::hash("lightchain-devnet state v2", self)
+        super::encode::hash("lightchain-devnet state v3", self)
     }
 
     /// Every unit of currency: balances, stake, fees in escrow and what was burned. Nothing
@@ -149,7 +202,13 @@ impl State {
             .filter(|t| matches!(t.status, TaskStatus::Pending { .. }))
             .map(|t| t.fee)
             .sum();
-        balances + stake + escrow + self.burned
+        let deposits: u128 = self
+            .schedules
+            .values()
+            .filter(|s| s.status == ScheduleStatus::Active)
+            .map(|s| s.deposit)
+            .sum();
+        balances + stake + escrow + deposits + self.burned
     }
 
     /// Whether a validator is in jail at `height`.

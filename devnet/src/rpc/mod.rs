@@ -7,7 +7,7 @@
 //! header, CORS): [`access`].
 //!
 //! Methods: `lc_sendTransaction`, `lc_deployModel`, `lc_submitTask`, `lc_getTask`,
-//! `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_listModels`, `lc_estimateGas`,
+//! `lc_getSchedule`, `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_listModels`, `lc_estimateGas`,
 //! `lc_status`, `lc_validators`, `lc_validatorStatus`, `lc_getBalance`, subscriptions over
 //! WebSocket ([`ws`]), and the devnet controls `dev_mine`, `dev_snapshot`,
 //! `dev_revert`, `dev_increaseTime`, `dev_setBehavior`, `dev_kill`, `dev_revive`,
@@ -395,6 +395,13 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                     status: types::MempoolStatus::Submitted,
                 }),
                 None => Err(RpcError(NOT_FOUND, format!("task {id} not found"))),
+            }
+        }
+        "lc_getSchedule" => {
+            let id: String = param(params, 0, "schedule id")?;
+            match api.schedule(&id) {
+                Some(sched) => to_value(sched),
+                None => Err(RpcError(NOT_FOUND, format!("schedule {id} not found"))),
             }
         }
         "lc_getReceipt" => {

@@ -9,6 +9,7 @@ mod mempool;
 mod recovery;
 mod registry;
 mod rpc;
+mod schedule;
 mod segments;
 mod transport;
 mod ws;
