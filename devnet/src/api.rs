@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lightchain_aivm::circuit::Visibility;
 use serde::{Deserialize, Serialize};
+
+mod schedule;
 
 use crate::chain::Runtime;
 use crate::chain::exec;
-use crate::chain::params::deployment_id;
-use crate::chain::state::{Account, ModelRecord, Schedule, Task, TaskStatus, ValidatorRecord};
+use crate::chain::params::deployment_id_for;
+use crate::chain::state::{Account, ModelRecord, Task, TaskStatus, ValidatorRecord};
 use crate::chain::{Address, CommittedBlock, Receipt, SignedTx, TaskInput, TxBody, TxKind};
 use crate::clock::Clock;
 use crate::config::DevnetConfig;
@@ -398,7 +399,7 @@ impl DevnetApi {
     }
 
     /// The runtime of the first online validator (package and key caches).
-    fn runtime(&self) -> &Runtime {
+    pub fn runtime(&self) -> &Runtime {
         &self.inner.runtimes[self.online().first().copied().unwrap_or(0)]
     }
 
@@ -500,12 +501,12 @@ impl DevnetApi {
             .map_err(DevnetError::InvalidPackage)?;
         Ok((
             hash,
-            deployment_id(&pkg.info.model_id, pkg.info.input_visibility),
+            deployment_id_for(&pkg.info.model_id, pkg.info.input_visibility, pkg.info.mode),
         ))
     }
 
     /// A transaction body from `key` with its next nonce.
-    fn body(&self, key: &AccountKey, gas_price: u64, kind: TxKind) -> TxBody {
+    pub(crate) fn body(&self, key: &AccountKey, gas_price: u64, kind: TxKind) -> TxBody {
         TxBody {
             from: key.public(),
             nonce: self.next_nonce(&key.address()),
@@ -547,63 +548,6 @@ impl DevnetApi {
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not deployed")))?;
         let input = self.task_input(&model, inputs, encrypt)?;
         self.submit_input(key, &model, input, gas_price)
-    }
-
-    /// A task input for `model`: sealed to the validators when asked or when the model
-    /// commits to its inputs, else public.
-    fn task_input(
-        &self,
-        model: &ModelRecord,
-        inputs: serde_json::Value,
-        encrypt: bool,
-    ) -> Result<TaskInput> {
-        Ok(if encrypt || model.input_visibility == Visibility::Hashed {
-            let pkg = self
-                .package(&model.model_id)
-                .ok_or_else(|| DevnetError::NotFound("the model's package".into()))?;
-            crate::seal::seal_input(&pkg, &self.validators(), inputs)?
-        } else {
-            TaskInput::Public { inputs }
-        })
-    }
-
-    /// Signs and sends a recurring task: a run every `every` blocks, `count` times, paid
-    /// from `deposit` (default: every run's fee). Returns the schedule id.
-    pub fn schedule_task(
-        &self,
-        key: &AccountKey,
-        model_id: &str,
-        inputs: serde_json::Value,
-        (every, count): (u64, u32),
-        deposit: Option<u128>,
-        gas_price: u64,
-    ) -> Result<String> {
-        let model = self
-            .model(model_id)
-            .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not deployed")))?;
-        let input = self.task_input(&model, inputs, false)?;
-        let kind = TxKind::ScheduleTask {
-            model_id: model.model_id.clone(),
-            gas_limit: model.gas,
-            input,
-            every,
-            count,
-            deposit: deposit.unwrap_or(model.gas as u128 * gas_price as u128 * count as u128),
-        };
-        self.send_transaction(self.body(key, gas_price, kind).sign(key, self.chain_id()))
-    }
-
-    /// Signs and sends the cancellation of a schedule; returns the transaction hash.
-    pub fn cancel_schedule(&self, key: &AccountKey, id: &str, gas_price: u64) -> Result<String> {
-        let kind = TxKind::CancelSchedule {
-            schedule_id: id.to_string(),
-        };
-        self.send_transaction(self.body(key, gas_price, kind).sign(key, self.chain_id()))
-    }
-
-    /// A schedule as the best validator's state records it.
-    pub fn schedule(&self, id: &str) -> Option<Schedule> {
-        self.with_view(|v| v.state.schedules.get(id).cloned())
     }
 
     /// Signs and sends a task with an input as given (sealed or not).

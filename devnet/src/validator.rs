@@ -8,8 +8,9 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::chain::BlockError;
+use crate::chain::Claim;
 use crate::chain::exec::{self, Pools};
-use crate::chain::state::TaskStatus;
+use crate::chain::state::{ProvingMode, TaskStatus};
 use crate::chain::{Block, CommittedBlock, Receipt, SignedTx, State, TaskResult};
 use crate::chain::{ChainParams, Runtime};
 use crate::clock::Clock;
@@ -129,6 +130,26 @@ pub struct App {
 /// How many recent states a validator keeps for `dev_revert`.
 pub const KEEP_RECENT: usize = 64;
 
+/// Whether the chain waits for this result: its task's executor's for the pending attempt, or
+/// for an attested model any validator's first attestation of the pending attempt.
+fn awaited(state: &State, r: &TaskResult) -> bool {
+    let Some(task) = state.tasks.get(&r.task_id) else {
+        return false;
+    };
+    let TaskStatus::Pending {
+        attempt, executor, ..
+    } = task.status
+    else {
+        return false;
+    };
+    match r.claim {
+        Claim::Attestation { .. } => {
+            attempt == r.attempt && !task.attestations.iter().any(|a| a.validator == r.executor)
+        }
+        _ => attempt == r.attempt && executor == r.executor,
+    }
+}
+
 /// With instant mining, how often an otherwise idle chain makes a block while a schedule
 /// waits for the height of its next run.
 pub const SCHEDULE_PACE: Duration = Duration::from_millis(100);
@@ -232,10 +253,7 @@ impl App {
     }
 
     pub fn on_result(&mut self, r: TaskResult) {
-        let pending = matches!(
-            self.state.tasks.get(&r.task_id).map(|t| &t.status),
-            Some(TaskStatus::Pending { attempt, executor, .. }) if *attempt == r.attempt && *executor == r.executor
-        );
+        let pending = awaited(&self.state, &r);
         if pending && !self.results.iter().any(|x| x.hash() == r.hash()) {
             self.results.push(r);
         }
@@ -326,10 +344,7 @@ impl App {
         self.mempool.remove(&included);
         self.mempool.prune(&self.state, Instant::now());
         let state = &self.state;
-        self.results.retain(|r| {
-            matches!(state.tasks.get(&r.task_id).map(|t| &t.status),
-                Some(TaskStatus::Pending { attempt, executor, .. }) if *attempt == r.attempt && *executor == r.executor)
-        });
+        self.results.retain(|r| awaited(state, r));
         self.mine_requested = false;
         self.last_commit = Instant::now();
         self.schedule_jobs();
@@ -352,8 +367,9 @@ impl App {
             if let TaskStatus::Pending {
                 attempt, executor, ..
             } = t.status
-                && executor == self.index
                 && let Some(model) = self.state.models.get(&t.model_id)
+                // Every validator attests the tasks of attested models.
+                && (executor == self.index || model.mode == ProvingMode::Attested)
                 && self.started.insert((t.id.clone(), attempt))
             {
                 let _ = self.jobs.send(Work::Task(Job {

@@ -62,6 +62,12 @@ pub enum PackageError {
     #[error("test vector {name}: {reason}")]
     TestVector { name: String, reason: String },
 
+    /// A proof was asked of an attested package.
+    #[error(
+        "package {0} is attested: its tasks are executed and signed by the validators, never proven"
+    )]
+    Attested(String),
+
     /// A package file is damaged, forged or from a newer lightchain.
     #[error("invalid package: {0}")]
     Corrupt(String),

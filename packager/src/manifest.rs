@@ -40,6 +40,8 @@ struct RawModel {
     onnx: Option<Spanned<String>>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    royalty_bps: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +76,8 @@ struct RawProving {
     scale: Option<Spanned<toml::Value>>,
     #[serde(default)]
     accuracy_target: Option<Spanned<f64>>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,9 +134,37 @@ pub enum ScaleSpec {
     Fixed(u32),
 }
 
+/// How a package's tasks are checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvingMode {
+    /// The executor proves each task; validators verify the proof.
+    #[default]
+    Proven,
+    /// For models beyond proving: every validator executes the task and signs its outputs;
+    /// the result stands when more than 2/3 of the stake agree. No proof.
+    Attested,
+}
+
+impl ProvingMode {
+    pub fn is_proven(&self) -> bool {
+        *self == ProvingMode::Proven
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProvingMode::Proven => "proven",
+            ProvingMode::Attested => "attested",
+        }
+    }
+}
+
 /// Proving options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Proving {
+    /// Proven (the default) or attested.
+    #[serde(default, skip_serializing_if = "ProvingMode::is_proven")]
+    pub mode: ProvingMode,
     pub input_visibility: Visibility,
     pub output_visibility: Visibility,
     pub scale: ScaleSpec,
@@ -187,6 +219,9 @@ pub struct Manifest {
     pub stages: Vec<StageSpec>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub description: Option<String>,
+    /// The owner's share of every task's fee, in basis points (0 to [`MAX_ROYALTY_BPS`]).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub royalty_bps: u64,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     pub proving: Proving,
@@ -197,6 +232,7 @@ pub struct Manifest {
 impl Default for Proving {
     fn default() -> Self {
         Proving {
+            mode: ProvingMode::Proven,
             input_visibility: Visibility::Public,
             output_visibility: Visibility::Public,
             scale: ScaleSpec::Auto,
@@ -295,6 +331,18 @@ impl Manifest {
             ),
             _ => {}
         }
+        let mut royalty_bps = 0;
+        if let Some(r) = &m.royalty_bps {
+            match u64::try_from(*r.get_ref()) {
+                Ok(v) if v <= MAX_ROYALTY_BPS => royalty_bps = v,
+                _ => is.at(
+                    r,
+                    format!(
+                        "royalty_bps must be 0 to {MAX_ROYALTY_BPS} (basis points of a task's fee)"
+                    ),
+                ),
+            }
+        }
         let inputs = tensor_specs(&raw.inputs, "input", &mut is);
         let outputs = tensor_specs(&raw.outputs, "output", &mut is);
         if raw.inputs.is_empty() {
@@ -330,6 +378,7 @@ impl Manifest {
             onnx,
             stages,
             description: m.description.clone(),
+            royalty_bps,
             inputs,
             outputs,
             proving,
@@ -354,6 +403,13 @@ fn project_path(p: &Spanned<String>, what: &str, is: &mut Issues) -> PathBuf {
         );
     }
     path
+}
+
+/// The highest royalty: half of a task's fee (the executor keeps the rest).
+pub const MAX_ROYALTY_BPS: u64 = 5_000;
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Most stages a pipeline may have.
@@ -497,6 +553,16 @@ fn proving(raw: Option<&Spanned<RawProving>>, is: &mut Issues) -> Proving {
                 other => is.at(
                     v,
                     format!("input_visibility \"{other}\" must be \"public\" or \"hashed\""),
+                ),
+            }
+        }
+        if let Some(m) = &p.mode {
+            match m.get_ref().as_str() {
+                "proven" => proving.mode = ProvingMode::Proven,
+                "attested" => proving.mode = ProvingMode::Attested,
+                other => is.at(
+                    m,
+                    format!("mode \"{other}\" must be \"proven\" or \"attested\""),
                 ),
             }
         }

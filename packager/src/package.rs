@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::container;
 use crate::error::{PackageError, Result};
-use crate::manifest::{DTypeSpec, MANIFEST, Manifest, ScaleSpec, TensorSpec, TestVector};
+use crate::manifest::{
+    DTypeSpec, MANIFEST, Manifest, ProvingMode, ScaleSpec, TensorSpec, TestVector,
+};
 use crate::schema::check_and_lower;
 
 /// What `package.json` records.
@@ -33,6 +35,9 @@ pub struct PackageInfo {
     pub vk_digest: String,
     pub memory_estimate_mb: u64,
     pub lightchain: String,
+    /// Attested packages are never proven (no keys; `vk_digest` is empty).
+    #[serde(default, skip_serializing_if = "ProvingMode::is_proven")]
+    pub mode: ProvingMode,
 }
 
 /// The inputs and outputs a package accepts and produces.
@@ -269,6 +274,29 @@ pub struct VectorRun {
     pub proof_bytes: usize,
 }
 
+/// A test vector's quantized inputs and its outputs.
+pub type Executed = (Vec<Vec<i64>>, Vec<Tensor<f64>>);
+
+/// Runs one test vector through the executor and checks its expectations; returns the
+/// quantized inputs and the outputs.
+pub fn execute_vector(
+    dir: &Path,
+    model: &Model,
+    program: &Program,
+    t: &TestVector,
+) -> std::result::Result<Executed, String> {
+    let text = read_text(dir, &t.input).map_err(|e| e.to_string())?;
+    let inputs = model.parse_inputs(&text).map_err(|e| e.to_string())?;
+    let expected = read_expected(dir, t, model).map_err(|e| e.to_string())?;
+    let q = program
+        .quantize_inputs(&inputs)
+        .map_err(|e| e.to_string())?;
+    let out = program.execute(&q).map_err(|e| e.to_string())?;
+    let got = program.dequantize_outputs(&out);
+    check_vector(t, &got, expected.as_deref())?;
+    Ok((q, got))
+}
+
 /// Runs one test vector: executor against its expectations, then a proof, verified by
 /// `verifier` (keys derived from the program alone). Errors are the failure's description.
 pub fn run_test_vector(
@@ -279,16 +307,7 @@ pub fn run_test_vector(
     t: &TestVector,
     nonce_seed: u64,
 ) -> std::result::Result<VectorRun, String> {
-    let program = keys.program();
-    let text = read_text(dir, &t.input).map_err(|e| e.to_string())?;
-    let inputs = model.parse_inputs(&text).map_err(|e| e.to_string())?;
-    let expected = read_expected(dir, t, model).map_err(|e| e.to_string())?;
-    let q = program
-        .quantize_inputs(&inputs)
-        .map_err(|e| e.to_string())?;
-    let out = program.execute(&q).map_err(|e| e.to_string())?;
-    let got = program.dequantize_outputs(&out);
-    check_vector(t, &got, expected.as_deref())?;
+    let (q, got) = execute_vector(dir, model, keys.program(), t)?;
     let mut nonce = [0u8; 32];
     nonce[..8].copy_from_slice(&nonce_seed.to_le_bytes());
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
@@ -361,9 +380,37 @@ pub fn build(
     let visibility = manifest.proving.input_visibility;
 
     // A circuit over the memory limit is proven in segments that fit; a program that cannot be
-    // cut to fit is refused.
+    // cut to fit is refused. Attested packages are executed, never proven: no keys.
     let k = lightchain_aivm::circuit::AivmCircuit::new(program.clone(), visibility).min_k();
     let limit = manifest.limits.memory_mb;
+    if manifest.proving.mode == ProvingMode::Attested {
+        if run_vectors {
+            for (i, t) in manifest.tests.iter().enumerate() {
+                progress(Stage::TestVector {
+                    index: i,
+                    total: manifest.tests.len(),
+                });
+                execute_vector(dir, &model, &program, t).map_err(|reason| {
+                    PackageError::TestVector {
+                        name: t.name.clone(),
+                        reason,
+                    }
+                })?;
+            }
+        }
+        let facts = Facts {
+            k,
+            vk_digest: String::new(),
+            estimate: memory_estimate_mb(k),
+        };
+        return write_package(
+            (&manifest, manifest_text, onnx),
+            &program,
+            (calibration, quant, accuracy),
+            facts,
+            progress,
+        );
+    }
     progress(Stage::Keygen { k });
     let keys = ModelKeys::derive(program.clone(), visibility, limit, params, true).map_err(
         |e| match e {
@@ -400,19 +447,50 @@ pub fn build(
         }
     }
 
+    let facts = Facts {
+        k: keys.k(),
+        vk_digest: hex(&keys.vk_digest()),
+        estimate,
+    };
+    write_package(
+        (&manifest, manifest_text, onnx),
+        &program,
+        (calibration, quant, accuracy),
+        facts,
+        progress,
+    )
+}
+
+/// What a package records of its circuit.
+struct Facts {
+    k: u32,
+    vk_digest: String,
+    estimate: u64,
+}
+
+/// Writes the package's entries and loads the result back.
+fn write_package(
+    (manifest, manifest_text, onnx): (&Manifest, String, Vec<u8>),
+    program: &Program,
+    (calibration, quant, accuracy): (Calibration, QuantConfig, AccuracyReport),
+    facts: Facts,
+    progress: &mut dyn FnMut(Stage),
+) -> Result<(Vec<u8>, Package)> {
     progress(Stage::Write);
-    let gas = gas::meter(&program, visibility);
+    let visibility = manifest.proving.input_visibility;
+    let gas = gas::meter(program, visibility);
     let compile = CompileRecord { quant, calibration };
     let info = PackageInfo {
         format: container::FORMAT_VERSION,
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         model_id: program.id().to_string(),
-        k: keys.k(),
+        k: facts.k,
         input_visibility: visibility,
-        vk_digest: hex(&keys.vk_digest()),
-        memory_estimate_mb: estimate,
+        vk_digest: facts.vk_digest,
+        memory_estimate_mb: facts.estimate,
         lightchain: env!("CARGO_PKG_VERSION").to_string(),
+        mode: manifest.proving.mode,
     };
     let schema = Schema {
         inputs: manifest.inputs.clone(),
@@ -596,6 +674,13 @@ pub fn load(bytes: &[u8]) -> Result<Package> {
             info.model_id
         )));
     }
+    if info.mode != manifest.proving.mode {
+        return Err(PackageError::Corrupt(format!(
+            "package.json says {} but the manifest says {}",
+            info.mode.name(),
+            manifest.proving.mode.name()
+        )));
+    }
     let compile: CompileRecord = parse("compile.json", get("compile.json")?)?;
     let gas: GasReport = parse("gas.json", get("gas.json")?)?;
     let accuracy: AccuracyReport = parse("accuracy.json", get("accuracy.json")?)?;
@@ -629,8 +714,11 @@ pub fn load(bytes: &[u8]) -> Result<Package> {
 
 impl Package {
     /// Proving and verifying keys of the package (verifying only unless `proving`).
-    /// Over the manifest's memory limit, the keys of its segments.
+    /// Over the manifest's memory limit, the keys of its segments. Attested packages have none.
     pub fn keys(&self, params: &ParamsCache, proving: bool) -> Result<ModelKeys> {
+        if self.info.mode == ProvingMode::Attested {
+            return Err(PackageError::Attested(self.info.name.clone()));
+        }
         Ok(ModelKeys::derive(
             self.program.clone(),
             self.info.input_visibility,

@@ -216,6 +216,29 @@ pub fn merge(stages: &[Stage], outputs: &[String]) -> Result<ModelProto> {
             }
         }
     }
+    declare_outputs(&mut g, &produced, last_outputs, outputs)?;
+    let mut m = ModelProto::new();
+    m.ir_version = stages
+        .iter()
+        .map(|s| s.model.proto.ir_version)
+        .max()
+        .unwrap_or(8);
+    m.producer_name = "lightchain pipeline".into();
+    let mut op = OperatorSetIdProto::new();
+    op.version = first.model.opset;
+    m.opset_import.push(op);
+    m.graph = Some(g).into();
+    Ok(m)
+}
+
+/// The merged graph's outputs: the declared ones in order (the last stage's by name, an
+/// earlier stage's as `STAGE.OUTPUT`), then the last stage's that were not declared.
+fn declare_outputs(
+    g: &mut GraphProto,
+    produced: &HashMap<String, (String, ValueInfoProto)>,
+    last_outputs: Vec<ValueInfoProto>,
+    outputs: &[String],
+) -> Result<()> {
     for name in outputs {
         if let Some(vi) = last_outputs.iter().find(|o| o.name == *name) {
             g.output.push(vi.clone());
@@ -234,18 +257,7 @@ pub fn merge(stages: &[Stage], outputs: &[String]) -> Result<ModelProto> {
             g.output.push(vi);
         }
     }
-    let mut m = ModelProto::new();
-    m.ir_version = stages
-        .iter()
-        .map(|s| s.model.proto.ir_version)
-        .max()
-        .unwrap_or(8);
-    m.producer_name = "lightchain pipeline".into();
-    let mut op = OperatorSetIdProto::new();
-    op.version = first.model.opset;
-    m.opset_import.push(op);
-    m.graph = Some(g).into();
-    Ok(m)
+    Ok(())
 }
 
 /// [`merge`], encoded as an ONNX file's bytes.

@@ -452,7 +452,12 @@ impl Human for TaskReport {
             model,
             t.status()
         ));
-        if let Some(r) = t.receipt() {
+        if let Some(r) = t.receipt().filter(|r| !r.attested_by.is_empty()) {
+            out.push_str(&format!(
+                "outputs   {:?}\ngas       {}  fee {}\nattested  by validators {:?} (more than 2/3 of the stake; no proof)\nblock     {}\n",
+                r.outputs_float, r.gas_used, r.fee, r.attested_by, r.block_height
+            ));
+        } else if let Some(r) = t.receipt() {
             out.push_str(&format!(
                 "outputs   {:?}\ngas       {}  fee {}\nproof     {} bytes, executor {}, verified by {:?}\nblock     {}\n",
                 r.outputs_float,
@@ -582,6 +587,11 @@ fn check_resolution(asked: &str, got: &ModelRecord) -> anyhow::Result<()> {
 fn write_proof(task: &TaskReply, path: Option<&PathBuf>) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     let receipt = task.receipt().context("the task has no receipt yet")?;
+    anyhow::ensure!(
+        receipt.attested_by.is_empty(),
+        "the task's model is attested: its receipt has no proof (attested by validators {:?})",
+        receipt.attested_by
+    );
     std::fs::write(path, &receipt.proof).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -712,6 +722,8 @@ mod tests {
             gas: 1,
             package_hash: [0; 32],
             package_bytes: 1,
+            mode: Default::default(),
+            royalty_bps: 0,
         };
         for ok in [&"ab".repeat(32)[..], "digits@latest", "digits@0.2.0"] {
             assert!(check_resolution(ok, &m).is_ok(), "{ok}");

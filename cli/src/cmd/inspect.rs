@@ -179,8 +179,13 @@ impl Human for PackageReport {
             }
         }
         out.push_str(&format!(
-            "proving  {} inputs, public outputs, scale {}, accuracy target {}%
+            "proving  {}{} inputs, public outputs, scale {}, accuracy target {}%
 ",
+            if p.mode == lightchain_packager::manifest::ProvingMode::Attested {
+                "attested (executed and signed by the validators, no proof), "
+            } else {
+                ""
+            },
             p.input_visibility,
             match m.proving.scale {
                 lightchain_packager::manifest::ScaleSpec::Auto => "auto".to_string(),

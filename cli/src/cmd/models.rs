@@ -33,21 +33,27 @@ impl Human for Models {
             return;
         }
         out.push_str(&format!(
-            "{:<16} {:<10} {:<42} {:>3} {:>10}  {:<7} {}\n",
-            "name", "version", "owner", "k", "gas/task", "inputs", "model id"
+            "{:<16} {:<10} {:<42} {:>3} {:>10} {:>7}  {:<7} {}\n",
+            "name", "version", "owner", "k", "gas/task", "royalty", "inputs", "model id"
         ));
         for m in &self.models {
             let r = &m.model;
             out.push_str(&format!(
-                "{:<16} {:<10} {:<42} {:>3} {:>10}  {:<7} {}{}\n",
+                "{:<16} {:<10} {:<42} {:>3} {:>10} {:>7}  {:<7} {}{}{}\n",
                 r.name,
                 r.version,
                 m.owner.to_string(),
                 r.k,
                 thousands(r.gas),
+                format!("{}%", r.royalty_bps as f64 / 100.0),
                 format!("{:?}", r.input_visibility).to_lowercase(),
                 &r.model_id[..16.min(r.model_id.len())],
-                if m.latest { "  (latest)" } else { "" }
+                if m.latest { "  (latest)" } else { "" },
+                if r.mode.is_proven() {
+                    ""
+                } else {
+                    "  (attested)"
+                }
             ));
         }
     }

@@ -1,5 +1,6 @@
 //! `lightchain test`: every test vector through package, prove and verify, with JUnit output.
 
+use lightchain_packager::manifest::ProvingMode;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -124,28 +125,26 @@ impl TestArgs {
                     failure: None,
                     proof_bytes: None,
                 });
-                let keys = pkg.keys(&params, true)?;
-                let verifier = ModelKeys::derive(
-                    Arc::new(Program::decode(&pkg.program.encode())?),
-                    pkg.info.input_visibility,
-                    pkg.manifest.limits.memory_mb,
-                    &params,
-                    false,
-                )?;
-                let total = pkg.manifest.tests.len();
-                for (i, t) in pkg.manifest.tests.iter().enumerate() {
-                    progress(lightchain_packager::Stage::TestVector { index: i, total });
-                    let start = Instant::now();
-                    let r = lightchain_packager::package::run_test_vector(
-                        &self.dir, &pkg.model, &keys, &verifier, t, i as u64,
-                    );
-                    cases.push(Case {
-                        name: t.name.clone(),
-                        passed: r.is_ok(),
-                        seconds: start.elapsed().as_secs_f64(),
-                        proof_bytes: r.as_ref().ok().map(|r| r.proof_bytes),
-                        failure: r.err(),
-                    });
+                if pkg.info.mode == ProvingMode::Attested {
+                    // Attested: executed against its expectations, never proven.
+                    for t in &pkg.manifest.tests {
+                        let start = Instant::now();
+                        let r = lightchain_packager::package::execute_vector(
+                            &self.dir,
+                            &pkg.model,
+                            &pkg.program,
+                            t,
+                        );
+                        cases.push(Case {
+                            name: t.name.clone(),
+                            passed: r.is_ok(),
+                            seconds: start.elapsed().as_secs_f64(),
+                            proof_bytes: None,
+                            failure: r.err(),
+                        });
+                    }
+                } else {
+                    self.prove_vectors(pkg, &params, &mut progress, &mut cases)?;
                 }
                 (pkg.info.name.clone(), Some(pkg.info.model_id.clone()))
             }
@@ -164,6 +163,41 @@ impl TestArgs {
             cases,
         })?;
         anyhow::ensure!(failed == 0, "{failed} test(s) failed");
+        Ok(())
+    }
+
+    /// Runs every test vector through the executor and the prover, the proof verified with
+    /// keys derived from the program alone.
+    fn prove_vectors(
+        &self,
+        pkg: &lightchain_packager::Package,
+        params: &ParamsCache,
+        progress: &mut dyn FnMut(lightchain_packager::Stage),
+        cases: &mut Vec<Case>,
+    ) -> anyhow::Result<()> {
+        let keys = pkg.keys(params, true)?;
+        let verifier = ModelKeys::derive(
+            Arc::new(Program::decode(&pkg.program.encode())?),
+            pkg.info.input_visibility,
+            pkg.manifest.limits.memory_mb,
+            params,
+            false,
+        )?;
+        let total = pkg.manifest.tests.len();
+        for (i, t) in pkg.manifest.tests.iter().enumerate() {
+            progress(lightchain_packager::Stage::TestVector { index: i, total });
+            let start = Instant::now();
+            let r = lightchain_packager::package::run_test_vector(
+                &self.dir, &pkg.model, &keys, &verifier, t, i as u64,
+            );
+            cases.push(Case {
+                name: t.name.clone(),
+                passed: r.is_ok(),
+                seconds: start.elapsed().as_secs_f64(),
+                proof_bytes: r.as_ref().ok().map(|r| r.proof_bytes),
+                failure: r.err(),
+            });
+        }
         Ok(())
     }
 }

@@ -139,7 +139,13 @@ fn read_receipt(path: &std::path::Path) -> anyhow::Result<Receipt> {
         "it holds no receipt (the task has not completed, status {})",
         v["task"]["status"]
     );
-    serde_json::from_value(r.clone()).context("not a task receipt")
+    let receipt: Receipt = serde_json::from_value(r.clone()).context("not a task receipt")?;
+    anyhow::ensure!(
+        receipt.attested_by.is_empty(),
+        "the receipt is attested (by validators {:?}), not proven: it has no proof to verify",
+        receipt.attested_by
+    );
+    Ok(receipt)
 }
 
 /// Checks that a receipt says what its (verified) proof proves: the task (the proof's nonce),

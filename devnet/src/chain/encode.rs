@@ -10,8 +10,8 @@ use lightchain_aivm::wire::W;
 use serde_json::Value;
 
 use super::state::{
-    Account, EvidenceRecord, ModelRecord, Schedule, ScheduleStatus, State, Task, TaskStatus,
-    ValidatorRecord,
+    Account, EvidenceRecord, ModelRecord, ProvingMode, Schedule, ScheduleStatus, State, Task,
+    TaskStatus, ValidatorRecord,
 };
 use super::{Address, Block, Claim, Evidence, SignedTx, TaskInput, TaskResult, TxBody, TxKind};
 use crate::crypto::WrappedKey;
@@ -39,6 +39,13 @@ pub fn hash(domain: &str, v: &impl Canonical) -> [u8; 32] {
 fn bytes(w: &mut W, b: &[u8]) {
     w.len(b.len());
     w.0.extend_from_slice(b);
+}
+
+fn mode(w: &mut W, m: ProvingMode) {
+    w.u(match m {
+        ProvingMode::Proven => 0,
+        ProvingMode::Attested => 1,
+    });
 }
 
 fn amount(w: &mut W, v: u128) {
@@ -245,6 +252,10 @@ impl Canonical for Claim {
                 w.u(1);
                 shared.enc(w);
             }
+            Claim::Attestation { outputs } => {
+                w.u(2);
+                outputs.enc(w);
+            }
         }
     }
 }
@@ -307,6 +318,8 @@ impl Canonical for ModelRecord {
         w.u(self.gas);
         self.package_hash.enc(w);
         w.u(self.package_bytes);
+        mode(w, self.mode);
+        w.u(self.royalty_bps);
     }
 }
 
@@ -353,6 +366,11 @@ impl Canonical for Task {
         self.input.enc(w);
         w.u(self.submitted_height);
         w.usizes(&self.failed_executors);
+        w.len(self.attestations.len());
+        for a in &self.attestations {
+            w.len(a.validator);
+            a.outputs.enc(w);
+        }
         self.schedule.enc(w);
         self.status.enc(w);
     }

@@ -14,11 +14,15 @@ use lightchain_aivm::circuit::Visibility;
 use lightchain_aivm::proof::Proof;
 
 use super::error::{BlockError, TxError};
-use super::params::{ChainParams, deployment_id};
+use super::params::{ChainParams, deployment_id_for};
 use super::runtime::{Accepted, ResultError, Runtime, public_inputs};
 use super::state::{
-    Account, EvidenceRecord, ModelRecord, Schedule, ScheduleStatus, State, Task, TaskStatus,
+    Account, Attestation, EvidenceRecord, ModelRecord, ProvingMode, State, Task, TaskStatus,
 };
+use super::{attest, schedule};
+
+pub use super::attest::{Tally, tally};
+pub use super::schedule::{MAX_EVERY, MAX_RUNS, run_id, schedule_due, schedules_waiting};
 use super::{Address, Block, Claim, Evidence, Receipt, SignedTx, TaskInput, TaskResult, TxKind};
 use crate::crypto;
 
@@ -41,7 +45,7 @@ pub fn assign(state: &State, task_id: &str, attempt: u32, failed: &[usize]) -> O
     Some(candidates[(x % candidates.len() as u64) as usize])
 }
 
-fn debit(state: &mut State, who: &Address, amount: u128) -> Result<(), TxError> {
+pub(super) fn debit(state: &mut State, who: &Address, amount: u128) -> Result<(), TxError> {
     let a = state.accounts.entry(*who).or_default();
     if a.balance < amount {
         return Err(TxError::InsufficientBalance {
@@ -53,7 +57,7 @@ fn debit(state: &mut State, who: &Address, amount: u128) -> Result<(), TxError> 
     Ok(())
 }
 
-fn credit(state: &mut State, who: &Address, amount: u128) {
+pub(super) fn credit(state: &mut State, who: &Address, amount: u128) {
     state.accounts.entry(*who).or_default().balance += amount;
 }
 
@@ -144,7 +148,7 @@ pub fn apply_tx(
         TxKind::DeployModel { package } => {
             let pkg = rt.load_package(package).map_err(TxError::InvalidPackage)?;
             let vis = pkg.info.input_visibility;
-            let id = deployment_id(&pkg.info.model_id, vis);
+            let id = deployment_id_for(&pkg.info.model_id, vis, pkg.info.mode);
             if state.models.contains_key(&id) {
                 return Err(TxError::AlreadyDeployed {
                     id,
@@ -166,7 +170,7 @@ pub fn apply_tx(
                 &from,
                 (&pkg.info.name, &pkg.info.version),
                 &pkg.info.model_id,
-                vis,
+                (vis, pkg.info.mode),
             )?;
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
             debit(state, &from, fee)?;
@@ -187,6 +191,8 @@ pub fn apply_tx(
                     gas: g.total,
                     package_hash: hash,
                     package_bytes: package.len() as u64,
+                    mode: pkg.info.mode,
+                    royalty_bps: pkg.manifest.royalty_bps,
                 },
             );
         }
@@ -203,69 +209,15 @@ pub fn apply_tx(
             count,
             deposit,
         } => {
-            let model = check_task(rt, state, model_id, *gas_limit, input)?;
-            if !(1..=MAX_EVERY).contains(every) {
-                return Err(TxError::BadSchedule(format!(
-                    "a run every {every} blocks: the interval must be 1 to {MAX_EVERY} blocks"
-                )));
-            }
-            if !(1..=MAX_RUNS).contains(count) {
-                return Err(TxError::BadSchedule(format!(
-                    "{count} runs: a schedule has 1 to {MAX_RUNS} runs"
-                )));
-            }
-            let run_fee = model.gas as u128 * price;
-            if *deposit < run_fee {
-                return Err(TxError::DepositTooSmall {
-                    deposit: *deposit,
-                    run_fee,
-                });
-            }
+            let task = (model_id.as_str(), *gas_limit, input);
             let fee = p.base_gas as u128 * price;
-            debit(
-                state,
-                &from,
-                fee.checked_add(*deposit).ok_or(TxError::Overflow)?,
-            )?;
+            schedule::open(rt, state, tx, at, task, (*every, *count, *deposit), fee)?;
             credit(state, &proposer_account, fee);
-            let id = crypto::hex(&tx.hash());
-            state.schedules.insert(
-                id.clone(),
-                Schedule {
-                    id,
-                    owner: from,
-                    model_id: model_id.clone(),
-                    gas: model.gas,
-                    gas_price: tx.body.gas_price,
-                    input: input.clone(),
-                    every: *every,
-                    count: *count,
-                    runs: vec![],
-                    next_height: at.height,
-                    deposit: *deposit,
-                    status: ScheduleStatus::Active,
-                },
-            );
         }
         TxKind::CancelSchedule { schedule_id } => {
-            let sched = state
-                .schedules
-                .get(schedule_id)
-                .ok_or_else(|| TxError::UnknownSchedule(schedule_id.clone()))?;
-            if sched.owner != from {
-                return Err(TxError::NotScheduleOwner);
-            }
-            if sched.status != ScheduleStatus::Active {
-                return Err(TxError::ScheduleNotActive(schedule_id.clone()));
-            }
             let fee = p.base_gas as u128 * price;
-            debit(state, &from, fee)?;
+            schedule::cancel(state, &from, schedule_id, fee, at)?;
             credit(state, &proposer_account, fee);
-            end_schedule(
-                state,
-                schedule_id,
-                ScheduleStatus::Cancelled { height: at.height },
-            );
         }
         TxKind::Unjail { validator } => {
             let fee = p.base_gas as u128 * price;
@@ -329,7 +281,7 @@ fn submit_task(
 /// Checks a task before it is submitted or scheduled: the model is deployed, the gas limit
 /// covers its quote, the input has the model's visibility (public inputs fit the model).
 /// Returns the model.
-fn check_task(
+pub(super) fn check_task(
     rt: &Runtime,
     state: &State,
     model_id: &str,
@@ -365,18 +317,24 @@ fn check_task(
 }
 
 /// A task about to be opened (its fee already taken from the submitter or a deposit).
-struct NewTask<'a> {
-    id: String,
-    model: &'a ModelRecord,
-    submitter: Address,
-    gas_price: u64,
-    fee: u128,
-    input: &'a TaskInput,
-    schedule: Option<String>,
+pub(super) struct NewTask<'a> {
+    pub(super) id: String,
+    pub(super) model: &'a ModelRecord,
+    pub(super) submitter: Address,
+    pub(super) gas_price: u64,
+    pub(super) fee: u128,
+    pub(super) input: &'a TaskInput,
+    pub(super) schedule: Option<String>,
 }
 
 /// Opens a task, assigned to `executor`, with its fee in escrow.
-fn open_task(p: &ChainParams, state: &mut State, t: NewTask, executor: usize, at: Moment) {
+pub(super) fn open_task(
+    p: &ChainParams,
+    state: &mut State,
+    t: NewTask,
+    executor: usize,
+    at: Moment,
+) {
     state.tasks.insert(
         t.id.clone(),
         Task {
@@ -389,6 +347,7 @@ fn open_task(p: &ChainParams, state: &mut State, t: NewTask, executor: usize, at
             input: t.input.clone(),
             submitted_height: at.height,
             failed_executors: vec![],
+            attestations: vec![],
             schedule: t.schedule,
             // The deadline runs from the block that assigns the task, never from an
             // earlier one (an idle chain would otherwise time every new task out).
@@ -400,101 +359,6 @@ fn open_task(p: &ChainParams, state: &mut State, t: NewTask, executor: usize, at
             },
         },
     );
-}
-
-/// Longest interval of a schedule, in blocks.
-pub const MAX_EVERY: u64 = 1_000_000;
-/// Most runs of one schedule.
-pub const MAX_RUNS: u32 = 100_000;
-
-/// The id of a schedule's run `n` (0-based): derived from the schedule, so every validator
-/// opens the same task.
-pub fn run_id(schedule_id: &str, n: usize) -> String {
-    let mut w = lightchain_aivm::wire::W(Vec::new());
-    w.str("lightchain-devnet schedule run v1");
-    w.str(schedule_id);
-    w.len(n);
-    crypto::hex(blake3::hash(&w.0).as_bytes())
-}
-
-/// Ends a schedule with `status`, refunding what is left of its deposit to its owner.
-fn end_schedule(state: &mut State, id: &str, status: ScheduleStatus) {
-    let Some(s) = state.schedules.get_mut(id) else {
-        return;
-    };
-    let (owner, left) = (s.owner, std::mem::take(&mut s.deposit));
-    s.status = status;
-    credit(state, &owner, left);
-}
-
-/// Starts the runs due at this block: each active schedule whose next height has come opens
-/// a task paid from its deposit, or stops (the deposit cannot pay a run, or no validator can
-/// execute); a schedule whose last run started is finished.
-fn run_schedules(p: &ChainParams, state: &mut State, at: Moment) {
-    let due: Vec<String> = state
-        .schedules
-        .values()
-        .filter(|s| s.status == ScheduleStatus::Active && s.next_height <= at.height)
-        .map(|s| s.id.clone())
-        .collect();
-    for id in due {
-        let s = state.schedules[&id].clone();
-        let run_fee = s.run_fee();
-        let done = s.runs.len();
-        if s.deposit < run_fee {
-            let reason = format!(
-                "the deposit ran out after {done} of {} runs: {} left, a run costs {run_fee}",
-                s.count, s.deposit
-            );
-            end_schedule(state, &id, ScheduleStatus::Stopped { reason });
-            continue;
-        }
-        let Some(model) = state.models.get(&s.model_id).cloned() else {
-            let reason = format!("model {} is not deployed", s.model_id);
-            end_schedule(state, &id, ScheduleStatus::Stopped { reason });
-            continue;
-        };
-        let task_id = run_id(&id, done);
-        let Some(executor) = assign(state, &task_id, 0, &[]) else {
-            let reason = format!("no validator could execute run {} of {}", done + 1, s.count);
-            end_schedule(state, &id, ScheduleStatus::Stopped { reason });
-            continue;
-        };
-        let task = NewTask {
-            id: task_id.clone(),
-            model: &model,
-            submitter: s.owner,
-            gas_price: s.gas_price,
-            fee: run_fee,
-            input: &s.input,
-            schedule: Some(id.clone()),
-        };
-        open_task(p, state, task, executor, at);
-        let sched = state.schedules.get_mut(&id).expect("due schedules exist");
-        sched.deposit -= run_fee;
-        sched.runs.push(task_id);
-        sched.next_height = at.height + s.every;
-        if sched.runs.len() >= s.count as usize {
-            end_schedule(state, &id, ScheduleStatus::Finished);
-        }
-    }
-}
-
-/// Whether a schedule waits for a block: any active one (its next run needs the chain to
-/// reach its height).
-pub fn schedules_waiting(state: &State) -> bool {
-    state
-        .schedules
-        .values()
-        .any(|s| s.status == ScheduleStatus::Active)
-}
-
-/// Whether a schedule's run is due in the next block.
-pub fn schedule_due(state: &State) -> bool {
-    state
-        .schedules
-        .values()
-        .any(|s| s.status == ScheduleStatus::Active && s.next_height <= state.height + 1)
 }
 
 /// Moves a task to its next executor after a failure, or fails it (refunding the fee) when
@@ -533,6 +397,19 @@ fn reassign_task(p: &ChainParams, state: &mut State, task_id: &str, failed: usiz
             credit(state, &who, fee);
         }
     }
+}
+
+/// Fails a pending task that nobody is at fault for, refunding its fee to the submitter.
+pub(super) fn fail_task(state: &mut State, task_id: &str, reason: String) {
+    let Some(task) = state.tasks.get_mut(task_id) else {
+        return;
+    };
+    task.status = TaskStatus::Failed {
+        reason,
+        submitter_fault: false,
+    };
+    let (who, fee) = (task.submitter, task.fee);
+    credit(state, &who, fee);
 }
 
 /// Slashes and jails an executor whose result was wrong.
@@ -577,7 +454,7 @@ pub fn apply(
     for (i, tx) in block.txs.iter().enumerate() {
         apply_tx(rt, p, state, tx, at).map_err(|error| BlockError::Tx { index: i, error })?;
     }
-    run_schedules(p, state, at);
+    schedule::run_schedules(p, state, at);
     let mut applied = Applied::default();
     for r in &block.results {
         let outcome = rt
@@ -598,7 +475,10 @@ pub fn apply(
                     executor: r.executor,
                 };
                 let account = state.validators[r.executor].account;
-                credit(state, &account, fee);
+                let model = &state.models[&model_id];
+                let (royalty, owner) = (model.royalty(fee), model.deployer);
+                credit(state, &owner, royalty);
+                credit(state, &account, fee - royalty);
                 let model = &state.models[&model_id];
                 let paid = (gas_used, fee);
                 let receipt = receipt(rt, model, r, outputs, proof, block.height, paid)?;
@@ -613,7 +493,19 @@ pub fn apply(
                 // anyone else gains from calling a submitter a liar.
                 state.burned += fee;
             }
-            (Accepted::Proven, Claim::SubmitterFault { .. }) => {
+            (Accepted::Attested, Claim::Attestation { outputs }) => {
+                task.attestations.push(Attestation {
+                    validator: r.executor,
+                    outputs: outputs.clone(),
+                });
+                let task = task.clone();
+                let paid = (gas_used, fee);
+                if let Some(receipt) = attest::settle(rt, state, &task, block.height, paid)? {
+                    applied.receipts.push(receipt);
+                }
+            }
+            (Accepted::Proven, Claim::SubmitterFault { .. } | Claim::Attestation { .. })
+            | (Accepted::Attested, _) => {
                 return Err(BlockError::FaultAsProof);
             }
         }
@@ -650,7 +542,19 @@ pub fn apply(
                 deadline_ms,
                 ..
             } if deadline_ms <= now => {
-                reassign_task(p, state, id, executor, now);
+                let attested = state
+                    .models
+                    .get(&task.model_id)
+                    .is_some_and(|m| m.mode == ProvingMode::Attested);
+                if attested {
+                    let reason = format!(
+                        "attestation: {} validator(s) attested before the deadline, short of more than 2/3 of the stake",
+                        task.attestations.len()
+                    );
+                    fail_task(state, id, reason);
+                } else {
+                    reassign_task(p, state, id, executor, now);
+                }
             }
             _ => return Err(BlockError::NotOverdue(id.clone())),
         }
@@ -700,6 +604,8 @@ fn receipt(
         block_height: height,
         block_hash: [0; 32],
         verified_by: vec![],
+        mode: ProvingMode::Proven,
+        attested_by: vec![],
     })
 }
 
@@ -771,8 +677,32 @@ pub fn build(
     let mut results = Vec::new();
     let mut evidence = Vec::new();
     let mut resolved = Vec::new();
+    // Attestations: one per validator and task, until the tally decides the task.
+    let mut attesting: std::collections::HashMap<String, Task> = Default::default();
     for r in pools.results {
         if resolved.contains(&r.task_id) {
+            continue;
+        }
+        if let Claim::Attestation { outputs } = &r.claim {
+            let (Ok(Accepted::Attested), Some(base)) =
+                (rt.check_result(&s, r), s.tasks.get(&r.task_id))
+            else {
+                continue;
+            };
+            let t = attesting
+                .entry(r.task_id.clone())
+                .or_insert_with(|| base.clone());
+            if t.attestations.iter().any(|a| a.validator == r.executor) {
+                continue;
+            }
+            t.attestations.push(Attestation {
+                validator: r.executor,
+                outputs: outputs.clone(),
+            });
+            results.push(r.clone());
+            if tally(&s, t) != Tally::Open {
+                resolved.push(r.task_id.clone());
+            }
             continue;
         }
         match rt.check_result(&s, r) {

@@ -2,12 +2,14 @@
 //! built, checked and applied ([`exec`]). Every validator holds its own copy of [`State`];
 //! they agree because blocks are applied deterministically.
 
+pub mod attest;
 pub mod encode;
 pub mod error;
 pub mod exec;
 pub mod params;
 pub mod registry;
 pub mod runtime;
+pub mod schedule;
 pub mod state;
 
 use serde::{Deserialize, Serialize};
@@ -258,6 +260,9 @@ pub enum Claim {
         #[serde(with = "hex32")]
         shared: [u8; 32],
     },
+    /// For a task of an attested model: the outputs this validator (`executor` of the result)
+    /// computed, signed. Any validator may send one per task attempt.
+    Attestation { outputs: Vec<Vec<i64>> },
 }
 
 /// An executor's answer to a task, signed by the executor.
@@ -299,7 +304,7 @@ impl TaskResult {
     pub fn proof(&self) -> Option<(&Vec<Vec<i64>>, &Vec<u8>)> {
         match &self.claim {
             Claim::Proof { outputs, proof } => Some((outputs, proof)),
-            Claim::SubmitterFault { .. } => None,
+            Claim::SubmitterFault { .. } | Claim::Attestation { .. } => None,
         }
     }
 }
@@ -398,6 +403,12 @@ pub struct Receipt {
     #[serde(with = "hex32")]
     pub block_hash: [u8; 32],
     /// Validators other than the executor that verified the proof and signed the block's
-    /// commit.
+    /// commit (for an attested task, those that signed the block's commit).
     pub verified_by: Vec<usize>,
+    /// `proven`: the proof above holds the result; `attested`: no proof, the result is what
+    /// the validators in `attested_by` (more than 2/3 of the stake) signed.
+    #[serde(default)]
+    pub mode: state::ProvingMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attested_by: Vec<usize>,
 }

@@ -1,6 +1,7 @@
 //! Chain parameters every validator shares, and the id of a deployed model.
 
 use lightchain_aivm::circuit::Visibility;
+use lightchain_packager::manifest::ProvingMode;
 
 use crate::crypto;
 
@@ -67,6 +68,12 @@ impl ChainParams {
 /// The id of a deployed model: its program and its input visibility, so that the same
 /// program deployed with public and with hashed inputs are two models.
 pub fn deployment_id(program_id: &str, visibility: Visibility) -> String {
+    deployment_id_for(program_id, visibility, ProvingMode::Proven)
+}
+
+/// The id of a deployment in a proving mode: an attested deployment of a program is another
+/// model than its proven one (its results mean something else).
+pub fn deployment_id_for(program_id: &str, visibility: Visibility, mode: ProvingMode) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"lightchain-devnet model v1\n");
     h.update(program_id.as_bytes());
@@ -74,5 +81,8 @@ pub fn deployment_id(program_id: &str, visibility: Visibility) -> String {
         Visibility::Public => b"/public",
         Visibility::Hashed => b"/hashed",
     });
+    if mode == ProvingMode::Attested {
+        h.update(b"/attested");
+    }
     crypto::hex(h.finalize().as_bytes())
 }

@@ -9,7 +9,7 @@ use lightchain_aivm::circuit::Visibility;
 
 use super::Address;
 use super::error::TxError;
-use super::state::{ModelRecord, State};
+use super::state::{ModelRecord, ProvingMode, State};
 
 /// A version as `MAJOR.MINOR.PATCH[-PRE]`: numbers compared as numbers, a pre-release below
 /// its release. `None` for anything else.
@@ -89,13 +89,14 @@ pub fn owner(state: &State, name: &str) -> Option<Address> {
     versions(state, name).first().map(|m| m.deployer)
 }
 
-/// Whether `from` may deploy `program` as `name` `version` with inputs of `visibility`.
+/// Whether `from` may deploy `program` as `name` `version` with inputs of `visibility`, in
+/// proving `mode`.
 pub fn check_deploy(
     state: &State,
     from: &Address,
     (name, version): (&str, &str),
     program: &str,
-    visibility: Visibility,
+    (visibility, mode): (Visibility, ProvingMode),
 ) -> Result<(), TxError> {
     if parse_version(version).is_none() {
         return Err(TxError::BadVersion(version.to_string()));
@@ -110,12 +111,13 @@ pub fn check_deploy(
             owner: first.deployer,
         });
     }
-    // A deployed version's variant with the other input visibility: the same program.
+    // A deployed version's variant with another input visibility or proving mode: the same
+    // program.
     let same = existing.iter().filter(|m| m.version == version);
     if same.clone().count() > 0
         && same
             .clone()
-            .all(|m| m.input_visibility != visibility && m.program_id == program)
+            .all(|m| (m.input_visibility, m.mode) != (visibility, mode) && m.program_id == program)
     {
         return Ok(());
     }

@@ -14,7 +14,7 @@ use lightchain_aivm::proof::{ParamsCache, Proof, PublicInput};
 use lightchain_aivm::segment::ModelKeys;
 use lightchain_packager::Package;
 
-use super::state::{ModelRecord, State, Task, TaskStatus};
+use super::state::{ModelRecord, ProvingMode, State, Task, TaskStatus};
 use super::{Claim, SealedInput, TaskInput, TaskResult};
 use crate::crypto;
 use crate::lock::Lock;
@@ -48,6 +48,8 @@ pub enum Accepted {
     Proven,
     /// The submitter's input does not match its commitment: the task fails, its fee burned.
     SubmitterFault(String),
+    /// A validator's signed outputs for a task of an attested model: counted.
+    Attested,
 }
 
 /// Why a validator cannot provide what checking or executing a task needs.
@@ -155,10 +157,17 @@ impl Runtime {
             .tasks
             .get(&r.task_id)
             .ok_or_else(|| stale("unknown task"))?;
+        let attestation = matches!(r.claim, Claim::Attestation { .. });
         match task.status {
+            TaskStatus::Pending { attempt, .. } if attestation && attempt == r.attempt => {
+                // Any validator attests, once per task.
+                if task.attestations.iter().any(|a| a.validator == r.executor) {
+                    return Err(stale("this validator attested already"));
+                }
+            }
             TaskStatus::Pending {
                 attempt, executor, ..
-            } if attempt == r.attempt && executor == r.executor => {}
+            } if attempt == r.attempt && executor == r.executor && !attestation => {}
             _ => return Err(stale("the task is not waiting for this executor")),
         }
         let v = state
@@ -179,12 +188,21 @@ impl Runtime {
             return c.clone();
         }
         let out = match &r.claim {
+            Claim::Proof { .. } if model.mode == ProvingMode::Attested => Err(stale(
+                "the model is attested: it takes attestations, not proofs",
+            )),
             Claim::Proof { outputs, proof } => self
                 .check_proof(task, model, outputs, proof)
                 .map(|()| Accepted::Proven),
             Claim::SubmitterFault { shared } => self
                 .check_fault(task, model, v.index, shared)
                 .map(Accepted::SubmitterFault),
+            // Proven models take proofs only; an attestation's outputs are checked by the
+            // other validators' attestations, not here.
+            Claim::Attestation { .. } if model.mode != ProvingMode::Attested => Err(stale(
+                "the model is proven: it takes proofs, not attestations",
+            )),
+            Claim::Attestation { .. } => Ok(Accepted::Attested),
         };
         if !matches!(out, Err(ResultError::Local(_))) {
             self.checked.lock().insert(key, out.clone());

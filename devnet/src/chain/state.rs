@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use lightchain_aivm::circuit::Visibility;
+pub use lightchain_packager::manifest::ProvingMode;
 use serde::{Deserialize, Serialize};
 
 use super::{Address, TaskInput, dec, hex32};
@@ -34,6 +35,19 @@ pub struct ModelRecord {
     #[serde(with = "hex32")]
     pub package_hash: [u8; 32],
     pub package_bytes: u64,
+    /// Proven (the default) or attested (executed and signed by the validators).
+    #[serde(default, skip_serializing_if = "ProvingMode::is_proven")]
+    pub mode: ProvingMode,
+    /// The owner's share of each completed task's fee, in basis points (from the manifest).
+    #[serde(default)]
+    pub royalty_bps: u64,
+}
+
+impl ModelRecord {
+    /// The royalty out of a task's `fee`: what the model's deployer receives.
+    pub fn royalty(&self, fee: u128) -> u128 {
+        fee * self.royalty_bps as u128 / 10_000
+    }
 }
 
 /// Where a task is.
@@ -77,11 +91,22 @@ pub struct Task {
     pub submitted_height: u64,
     /// Executors that failed this task (wrong result or missed deadline).
     pub failed_executors: Vec<usize>,
+    /// The outputs each validator signed, for a task of an attested model (in the order the
+    /// chain took them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<Attestation>,
     /// The schedule whose run this task is (none for a task submitted by a transaction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     #[serde(flatten)]
     pub status: TaskStatus,
+}
+
+/// One validator's signed outputs for a task of an attested model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub validator: usize,
+    pub outputs: Vec<Vec<i64>>,
 }
 
 /// Where a recurring task's schedule is.

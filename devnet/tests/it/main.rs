@@ -3,6 +3,7 @@
 //! keep encrypted inputs private, and speak JSON-RPC 2.0 to the letter. (The short fault suite
 //! is `tests/chaos.rs`, a binary of its own.)
 
+mod attested;
 mod basics;
 mod encryption;
 mod mempool;

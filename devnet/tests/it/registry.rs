@@ -89,3 +89,63 @@ async fn a_name_belongs_to_its_first_deployer_and_versions_only_go_up() {
         assert_eq!(listed[2].owner, other.address());
     });
 }
+
+/// A royalty set in the manifest goes to the model's owner out of every completed task's fee;
+/// the executor gets the rest; nothing is created or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_royalty_goes_to_the_owner_out_of_every_fee() {
+    let dir = lightchain_test_utils::template_project("digits");
+    lightchain_test_utils::edit(dir.path(), "lightchain.toml", |s| {
+        s.replace(
+            "version = \"0.1.0\"\n",
+            "version = \"0.1.0\"\nroyalty_bps = 1000\n",
+        )
+    });
+    let (bytes, pkg) = lightchain_packager::build(
+        dir.path(),
+        &ParamsCache { dir: params_dir() },
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(pkg.manifest.royalty_bps, 1000);
+    let (api, handle) = spawn(config()).await;
+    let owner = handle.dev_accounts()[1].key();
+    let user = handle.dev_accounts()[2].key();
+    tokio::task::block_in_place(|| {
+        let (_, model) = api.deploy(&owner, bytes).unwrap();
+        assert_eq!(api.model(&model).unwrap().royalty_bps, 1000);
+        let listed = api.models();
+        assert!(listed.iter().any(|m| m.model.royalty_bps == 1000));
+        let balances = |api: &lightchain_devnet::DevnetApi| {
+            let s = api.view().state;
+            (
+                s.account(&owner.address()).balance,
+                s.validators
+                    .iter()
+                    .map(|v| s.account(&v.account).balance)
+                    .collect::<Vec<_>>(),
+                s.supply(),
+            )
+        };
+        let (owner_before, validators_before, supply) = balances(&api);
+        let id = api
+            .submit_task(&user, &model, input("digits", "seven.json"), false, 1)
+            .unwrap();
+        let r = api.wait_receipt(&id, WAIT).unwrap();
+        let (owner_after, validators_after, supply_after) = balances(&api);
+        assert_eq!(owner_after - owner_before, r.fee / 10);
+        assert_eq!(
+            validators_after[r.executor] - validators_before[r.executor],
+            r.fee - r.fee / 10
+        );
+        assert_eq!(supply_after, supply);
+    });
+    // More than half of the fee is refused.
+    let text = std::fs::read_to_string(dir.path().join("lightchain.toml")).unwrap();
+    let issues = lightchain_packager::Manifest::parse(&text.replace("1000", "6000")).unwrap_err();
+    assert!(
+        issues[0].message.contains("royalty_bps must be 0 to 5000"),
+        "{issues:?}"
+    );
+}

@@ -193,6 +193,52 @@ fn a_package_that_cannot_fit_its_memory_limit_is_refused() {
         }
         other => panic!("{other}"),
     }
+    // Attested, the same model packages: executed and signed by validators, never proven,
+    // so no keys and no proving limit; its test vectors still run through the executor.
+    edit(dir.path(), "lightchain.toml", |s| {
+        s.replace("[proving]\n", "[proving]\nmode = \"attested\"\n")
+    });
+    let (bytes, pkg) = build(dir.path(), &params(), true, &mut |_| {}).unwrap();
+    assert_eq!(
+        pkg.info.mode,
+        lightchain_packager::manifest::ProvingMode::Attested
+    );
+    assert!(pkg.info.vk_digest.is_empty());
+    let e = pkg.keys(&params(), false).unwrap_err();
+    assert!(matches!(e, PackageError::Attested(_)), "{e}");
+    assert_eq!(load(&bytes).unwrap().info.mode, pkg.info.mode);
+    // A package whose package.json contradicts its manifest's mode is refused.
+    let forged: Vec<(String, Vec<u8>)> = entries_of(&bytes)
+        .into_iter()
+        .map(|(n, d)| {
+            if n == "package.json" {
+                let t = String::from_utf8(d)
+                    .unwrap()
+                    .replace("  \"mode\": \"attested\"\n", "");
+                (n, t.replace(",\n}", "\n}").into_bytes())
+            } else {
+                (n, d)
+            }
+        })
+        .collect();
+    let e = load(&lightchain_packager::container::write(&forged))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("package.json says proven but the manifest says attested"),
+        "{e}"
+    );
+    // A bad mode is a manifest error with its line.
+    edit(dir.path(), "lightchain.toml", |s| {
+        s.replace("\"attested\"", "\"trusted\"")
+    });
+    let e = build(dir.path(), &params(), false, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("mode \"trusted\" must be \"proven\" or \"attested\""),
+        "{e}"
+    );
 }
 
 #[test]
