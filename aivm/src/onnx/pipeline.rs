@@ -327,18 +327,7 @@ mod tests {
     fn merged_stages_compute_the_model_they_were_cut_from() {
         let (e, c) = (stage_model("embed.onnx"), stage_model("classify.onnx"));
         let b = bind("x", "embed.embedding");
-        let stages = [
-            Stage {
-                name: "embed",
-                model: &e,
-                bind: &[],
-            },
-            Stage {
-                name: "classify",
-                model: &c,
-                bind: &b,
-            },
-        ];
+        let stages = pair(&e, &c, &b);
         let merged = lowered(merge_bytes(&stages, &names(&["probs"])).unwrap());
         let whole = Model::load(
             &root().join("fixtures/fraud_tabular/model.onnx"),
@@ -378,18 +367,7 @@ mod tests {
     fn a_declared_stage_output_is_published() {
         let (e, c) = (stage_model("embed.onnx"), stage_model("classify.onnx"));
         let b = bind("x", "embed.embedding");
-        let stages = [
-            Stage {
-                name: "embed",
-                model: &e,
-                bind: &[],
-            },
-            Stage {
-                name: "classify",
-                model: &c,
-                bind: &b,
-            },
-        ];
+        let stages = pair(&e, &c, &b);
         let merged = lowered(merge_bytes(&stages, &names(&["embed.embedding", "probs"])).unwrap());
         let outs = merged.outputs();
         assert_eq!(outs.len(), 2);
@@ -406,6 +384,26 @@ mod tests {
         assert_eq!(eval(&merged, &inp)[0], eval(&alone, &inp)[0]);
     }
 
+    /// The template's two stages, the second fed by `b`.
+    fn pair<'a>(
+        e: &'a GuardedModel,
+        c: &'a GuardedModel,
+        b: &'a [(String, String)],
+    ) -> [Stage<'a>; 2] {
+        [
+            Stage {
+                name: "embed",
+                model: e,
+                bind: &[],
+            },
+            Stage {
+                name: "classify",
+                model: c,
+                bind: b,
+            },
+        ]
+    }
+
     fn merge_err(stages: &[Stage], outputs: &[&str]) -> String {
         match merge(stages, &names(outputs)) {
             Err(AivmError::Pipeline(m)) => m,
@@ -418,64 +416,24 @@ mod tests {
     fn wiring_mistakes_are_refused_by_name() {
         let (e, c) = (stage_model("embed.onnx"), stage_model("classify.onnx"));
         let good = bind("x", "embed.embedding");
-        let embed = Stage {
-            name: "embed",
-            model: &e,
-            bind: &[],
-        };
         // An input the stage does not have.
         let b = bind("y", "embed.embedding");
-        let m = merge_err(
-            &[
-                Stage {
-                    name: "embed",
-                    model: &e,
-                    bind: &[],
-                },
-                Stage {
-                    name: "classify",
-                    model: &c,
-                    bind: &b,
-                },
-            ],
-            &["probs"],
-        );
+        let m = merge_err(&pair(&e, &c, &b), &["probs"]);
         assert!(
             m.contains("has no input \"y\"") && m.contains("its inputs are: x"),
             "{m}"
         );
         // A source that is not an earlier stage's output.
         let b = bind("x", "classify.probs");
-        let m = merge_err(
-            &[
-                Stage {
-                    name: "embed",
-                    model: &e,
-                    bind: &[],
-                },
-                Stage {
-                    name: "classify",
-                    model: &c,
-                    bind: &b,
-                },
-            ],
-            &["probs"],
-        );
+        let m = merge_err(&pair(&e, &c, &b), &["probs"]);
         assert!(m.contains("not an output of an earlier stage"), "{m}");
         // Shapes that cannot agree: [batch, 16] fed from [batch, 2].
         let b3 = bind("x", "classify.probs");
+        let [first, second] = pair(&e, &c, &good);
         let m = merge_err(
             &[
-                Stage {
-                    name: "embed",
-                    model: &e,
-                    bind: &[],
-                },
-                Stage {
-                    name: "classify",
-                    model: &c,
-                    bind: &good,
-                },
+                first,
+                second,
                 Stage {
                     name: "again",
                     model: &c,
@@ -508,17 +466,7 @@ mod tests {
         );
         assert!(m.contains("\"x\" is defined twice"), "{m}");
         // An output that is neither the last stage's nor STAGE.OUTPUT.
-        let m = merge_err(
-            &[
-                embed,
-                Stage {
-                    name: "classify",
-                    model: &c,
-                    bind: &good,
-                },
-            ],
-            &["embedding"],
-        );
+        let m = merge_err(&pair(&e, &c, &good), &["embedding"]);
         assert!(m.contains("output \"embedding\" is neither"), "{m}");
         // No stages.
         assert!(merge_err(&[], &["probs"]).contains("at least one stage"));
@@ -529,21 +477,7 @@ mod tests {
         let (e, mut c) = (stage_model("embed.onnx"), stage_model("classify.onnx"));
         let good = bind("x", "embed.embedding");
         c.opset = 17;
-        let m = merge_err(
-            &[
-                Stage {
-                    name: "embed",
-                    model: &e,
-                    bind: &[],
-                },
-                Stage {
-                    name: "classify",
-                    model: &c,
-                    bind: &good,
-                },
-            ],
-            &["probs"],
-        );
+        let m = merge_err(&pair(&e, &c, &good), &["probs"]);
         assert!(
             m.contains("different ONNX opsets (\"embed\": 13, \"classify\": 17)"),
             "{m}"
@@ -557,21 +491,7 @@ mod tests {
         a.g = Some(GraphProto::new()).into();
         node.attribute.push(a);
         c.proto.graph.as_mut().unwrap().node.push(node);
-        let m = merge_err(
-            &[
-                Stage {
-                    name: "embed",
-                    model: &e,
-                    bind: &[],
-                },
-                Stage {
-                    name: "classify",
-                    model: &c,
-                    bind: &good,
-                },
-            ],
-            &["probs"],
-        );
+        let m = merge_err(&pair(&e, &c, &good), &["probs"]);
         assert!(m.contains("node \"branch\" (If) has a subgraph"), "{m}");
     }
 }
