@@ -284,7 +284,9 @@ pub fn cancel(id: &str, node: &NodeArgs, shell: &Shell) -> anyhow::Result<()> {
     let _: String = rpc.call_as("lc_sendTransaction", json!([tx]))?;
     let start = Instant::now();
     loop {
-        let s = get_schedule(&rpc, id)?.expect("a schedule is never removed");
+        let Some(s) = get_schedule(&rpc, id)? else {
+            bail!("schedule {id} disappeared from the node (a revert?)");
+        };
         if s.status != ScheduleStatus::Active {
             anyhow::ensure!(
                 matches!(s.status, ScheduleStatus::Cancelled { .. }),
