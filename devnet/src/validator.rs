@@ -8,8 +8,8 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::chain::BlockError;
-use crate::chain::Claim;
 use crate::chain::exec::{self, Pools};
+use crate::chain::runtime::awaits;
 use crate::chain::state::{ProvingMode, TaskStatus};
 use crate::chain::{Block, CommittedBlock, Receipt, SignedTx, State, TaskResult};
 use crate::chain::{ChainParams, Runtime};
@@ -133,21 +133,10 @@ pub const KEEP_RECENT: usize = 64;
 /// Whether the chain waits for this result: its task's executor's for the pending attempt, or
 /// for an attested model any validator's first attestation of the pending attempt.
 fn awaited(state: &State, r: &TaskResult) -> bool {
-    let Some(task) = state.tasks.get(&r.task_id) else {
-        return false;
-    };
-    let TaskStatus::Pending {
-        attempt, executor, ..
-    } = task.status
-    else {
-        return false;
-    };
-    match r.claim {
-        Claim::Attestation { .. } => {
-            attempt == r.attempt && !task.attestations.iter().any(|a| a.validator == r.executor)
-        }
-        _ => attempt == r.attempt && executor == r.executor,
-    }
+    state
+        .tasks
+        .get(&r.task_id)
+        .is_some_and(|t| awaits(t, r).is_ok())
 }
 
 /// With instant mining, how often an otherwise idle chain makes a block while a schedule

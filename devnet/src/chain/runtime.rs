@@ -74,6 +74,31 @@ pub struct Runtime {
     checked: Lock<HashMap<[u8; 32], Result<Accepted, ResultError>>>,
 }
 
+/// Whether `task` waits for the result `r` now: its pending attempt's executor's result, or
+/// for an attestation, any validator's first one for the pending attempt (why not, if not).
+pub fn awaits(task: &Task, r: &TaskResult) -> Result<(), &'static str> {
+    let TaskStatus::Pending {
+        attempt, executor, ..
+    } = task.status
+    else {
+        return Err("the task is not waiting for this executor");
+    };
+    if attempt != r.attempt {
+        return Err("the task is not waiting for this executor");
+    }
+    match r.claim {
+        // Any validator attests, once per task.
+        Claim::Attestation { .. }
+            if task.attestations.iter().any(|a| a.validator == r.executor) =>
+        {
+            Err("this validator attested already")
+        }
+        Claim::Attestation { .. } => Ok(()),
+        _ if executor != r.executor => Err("the task is not waiting for this executor"),
+        _ => Ok(()),
+    }
+}
+
 impl Runtime {
     pub fn new(params: ParamsCache) -> Runtime {
         Runtime {
@@ -157,19 +182,7 @@ impl Runtime {
             .tasks
             .get(&r.task_id)
             .ok_or_else(|| stale("unknown task"))?;
-        let attestation = matches!(r.claim, Claim::Attestation { .. });
-        match task.status {
-            TaskStatus::Pending { attempt, .. } if attestation && attempt == r.attempt => {
-                // Any validator attests, once per task.
-                if task.attestations.iter().any(|a| a.validator == r.executor) {
-                    return Err(stale("this validator attested already"));
-                }
-            }
-            TaskStatus::Pending {
-                attempt, executor, ..
-            } if attempt == r.attempt && executor == r.executor && !attestation => {}
-            _ => return Err(stale("the task is not waiting for this executor")),
-        }
+        awaits(task, r).map_err(stale)?;
         let v = state
             .validators
             .get(r.executor)
