@@ -8,7 +8,7 @@ use base64::Engine as _;
 use clap::{Args, Subcommand};
 use lightchain_aivm::circuit::Visibility;
 use lightchain_devnet::chain::state::{ModelRecord, TaskStatus};
-use lightchain_devnet::chain::{Address, TaskInput, TxBody, TxKind};
+use lightchain_devnet::chain::{Address, SignedTx, TaskInput, TxBody, TxKind};
 use lightchain_devnet::crypto::{self, AccountKey};
 use lightchain_devnet::rpc::types::{
     Balance, Deployed, ModelReply, Status, Submitted, TaskReply, ValidatorRecord,
@@ -265,6 +265,17 @@ impl Rpc {
         Ok(self.call_as::<Status>("lc_status", json!([]))?.chain_id)
     }
 
+    /// A transaction of `kind` from `key` at its next free nonce, signed for this node's chain.
+    pub fn sign(&self, key: &AccountKey, gas_price: u64, kind: TxKind) -> anyhow::Result<SignedTx> {
+        Ok(TxBody {
+            from: key.public(),
+            nonce: self.nonce(&key.address())?,
+            gas_price,
+            kind,
+        }
+        .sign(key, &self.chain_id()?))
+    }
+
     /// The account's next free nonce (past its pending transactions).
     pub fn nonce(&self, a: &Address) -> anyhow::Result<u64> {
         let b: Balance = self.call_as("lc_getBalance", json!([a.to_string()]))?;
@@ -324,13 +335,11 @@ impl DeployArgs {
             .with_context(|| format!("invalid package {}", self.package.display()))?;
         let key = self.node.key()?;
         let rpc = self.node.rpc()?;
-        let tx = TxBody {
-            from: key.public(),
-            nonce: rpc.nonce(&key.address())?,
-            gas_price: self.node.gas_price,
-            kind: TxKind::DeployModel { package: bytes },
-        }
-        .sign(&key, &rpc.chain_id()?);
+        let tx = rpc.sign(
+            &key,
+            self.node.gas_price,
+            TxKind::DeployModel { package: bytes },
+        )?;
         // The node names the deployed model: its program and input visibility together.
         let pb = shell.bytes_progress(0, "uploading");
         let Deployed { tx_hash, model_id } =
@@ -488,18 +497,13 @@ impl TaskArgs {
                 let key = node.key()?;
                 let (reply, task_input) = task_input(&rpc, &model_id, &input, encrypt)?;
                 let gas_limit = gas_limit.unwrap_or(reply.model.gas);
-                let tx = TxBody {
-                    from: key.public(),
-                    nonce: rpc.nonce(&key.address())?,
-                    gas_price: node.gas_price,
-                    kind: TxKind::SubmitTask {
-                        // NAME@latest resolved now: the task names one exact model.
-                        model_id: reply.model.model_id.clone(),
-                        gas_limit,
-                        input: task_input,
-                    },
-                }
-                .sign(&key, &rpc.chain_id()?);
+                let kind = TxKind::SubmitTask {
+                    // NAME@latest resolved now: the task names one exact model.
+                    model_id: reply.model.model_id.clone(),
+                    gas_limit,
+                    input: task_input,
+                };
+                let tx = rpc.sign(&key, node.gas_price, kind)?;
                 let Submitted { task_id: id } = rpc.call_as("lc_submitTask", json!([tx]))?;
                 if wait {
                     watch(&rpc, &id, shell, false)?;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
+use lightchain_devnet::chain::TxKind;
 use lightchain_devnet::chain::state::{Schedule, ScheduleStatus, TaskStatus};
-use lightchain_devnet::chain::{TxBody, TxKind};
 use lightchain_devnet::rpc::types::TaskReply;
 use serde::Serialize;
 use serde_json::json;
@@ -90,22 +90,17 @@ impl ScheduleArgs {
         let rpc = self.node.rpc()?;
         let key = self.node.key()?;
         let (reply, input) = task_input(&rpc, &self.model_id, &self.input, self.encrypt)?;
-        let run_fee = reply.model.gas as u128 * self.node.gas_price as u128;
+        let run_fee = reply.model.fee(self.node.gas_price);
         let deposit = self.deposit.unwrap_or(run_fee * self.count as u128);
-        let tx = TxBody {
-            from: key.public(),
-            nonce: rpc.nonce(&key.address())?,
-            gas_price: self.node.gas_price,
-            kind: TxKind::ScheduleTask {
-                model_id: reply.model.model_id.clone(),
-                gas_limit: reply.model.gas,
-                input,
-                every: self.every,
-                count: self.count,
-                deposit,
-            },
-        }
-        .sign(&key, &rpc.chain_id()?);
+        let kind = TxKind::ScheduleTask {
+            model_id: reply.model.model_id.clone(),
+            gas_limit: reply.model.gas,
+            input,
+            every: self.every,
+            count: self.count,
+            deposit,
+        };
+        let tx = rpc.sign(&key, self.node.gas_price, kind)?;
         let id: String = rpc.call_as("lc_sendTransaction", json!([tx]))?;
         let scheduled = Scheduled {
             schedule_id: id.clone(),
@@ -272,15 +267,10 @@ pub fn cancel(id: &str, node: &NodeArgs, shell: &Shell) -> anyhow::Result<()> {
             .as_str()
             .unwrap_or("")
     );
-    let tx = TxBody {
-        from: key.public(),
-        nonce: rpc.nonce(&key.address())?,
-        gas_price: node.gas_price,
-        kind: TxKind::CancelSchedule {
-            schedule_id: id.to_string(),
-        },
-    }
-    .sign(&key, &rpc.chain_id()?);
+    let kind = TxKind::CancelSchedule {
+        schedule_id: id.to_string(),
+    };
+    let tx = rpc.sign(&key, node.gas_price, kind)?;
     let _: String = rpc.call_as("lc_sendTransaction", json!([tx]))?;
     let start = Instant::now();
     loop {

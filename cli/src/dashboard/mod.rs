@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossterm::event::{self, Event, KeyEventKind};
-use lightchain_devnet::chain::{TaskInput, TxBody, TxKind};
+use lightchain_devnet::chain::{TaskInput, TxKind};
 use lightchain_devnet::crypto::{self, AccountKey};
 use serde_json::{Value, json};
 
@@ -83,19 +83,12 @@ impl RpcControls {
             TaskInput::Public { inputs }
         };
         let key = AccountKey::from_secret(crypto::dev_secret("account", 0));
-        let nonce = self.rpc.nonce(&key.address())?;
-        let chain = self.rpc.chain_id()?;
-        let tx = TxBody {
-            from: key.public(),
-            nonce,
-            gas_price: 1,
-            kind: TxKind::SubmitTask {
-                model_id: model_id.to_string(),
-                gas_limit: reply["gas"].as_u64().unwrap_or(0),
-                input,
-            },
-        }
-        .sign(&key, &chain);
+        let kind = TxKind::SubmitTask {
+            model_id: model_id.to_string(),
+            gas_limit: reply["gas"].as_u64().unwrap_or(0),
+            input,
+        };
+        let tx = self.rpc.sign(&key, 1, kind)?;
         let id = self.rpc.call("lc_submitTask", json!([tx]))?["task_id"]
             .as_str()
             .unwrap_or_default()

@@ -49,7 +49,7 @@ impl DevnetApi {
             input,
             every,
             count,
-            deposit: deposit.unwrap_or(model.gas as u128 * gas_price as u128 * count as u128),
+            deposit: deposit.unwrap_or(model.fee(gas_price) * count as u128),
         };
         self.send_transaction(self.body(key, gas_price, kind).sign(key, self.chain_id()))
     }

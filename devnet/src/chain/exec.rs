@@ -259,9 +259,8 @@ fn submit_task(
     (model_id, gas_limit, input): (&str, u64, &TaskInput),
 ) -> Result<(), TxError> {
     let from = tx.body.sender();
-    let price = tx.body.gas_price as u128;
     let model = check_task(rt, state, model_id, gas_limit, input)?;
-    let fee = model.gas as u128 * price;
+    let fee = model.fee(tx.body.gas_price);
     debit(state, &from, fee)?;
     let id = crypto::hex(&tx.hash());
     let executor = assign(state, &id, 0, &[]).ok_or(TxError::NoExecutor)?;

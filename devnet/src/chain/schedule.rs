@@ -36,7 +36,7 @@ pub(super) fn open(
             "{count} runs: a schedule has 1 to {MAX_RUNS} runs"
         )));
     }
-    let run_fee = model.gas as u128 * tx.body.gas_price as u128;
+    let run_fee = model.fee(tx.body.gas_price);
     if deposit < run_fee {
         return Err(TxError::DepositTooSmall { deposit, run_fee });
     }

@@ -44,6 +44,11 @@ pub struct ModelRecord {
 }
 
 impl ModelRecord {
+    /// The fee of one task at `gas_price`: the model's gas times the price.
+    pub fn fee(&self, gas_price: u64) -> u128 {
+        self.gas as u128 * gas_price as u128
+    }
+
     /// The royalty out of a task's `fee`: what the model's deployer receives.
     pub fn royalty(&self, fee: u128) -> u128 {
         fee * self.royalty_bps as u128 / 10_000
