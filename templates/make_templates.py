@@ -6,9 +6,11 @@ sequence length) is made symbolic, so that `lightchain profile` can measure the 
 input sizes; the manifest fixes the size a package is built for. Test vectors are fixture inputs.
 Run from the repository root: python templates/make_templates.py (needs the `onnx` package).
 """
+import json
 import os
 import shutil
 
+import numpy as np
 import onnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,4 +98,45 @@ split_pipeline(os.path.join(FIX, "fraud_tabular/model.onnx"), os.path.join(TPL, 
                "embedding", "batch")
 copy("pipeline", [("fraud_tabular/input.json", "tests/legit.json"), ("fraud_tabular/expected.json", "tests/legit.expected.json"),
                   ("fraud_tabular/input_1.json", "tests/fraud.json"), ("fraud_tabular/input_2.json", "tests/legit-2.json")])
+
+
+def stateful(src, dst, state, decay):
+    """Adds a running average of the model's output as state: an input `state` (the average so
+    far) and an output `new_state = decay * state + (1 - decay) * output`, both shaped like the
+    output, with a symbolic batch."""
+    m = onnx.load(src)
+    g = m.graph
+    out = g.output[0]
+    shape = [d.dim_value for d in out.type.tensor_type.shape.dim]
+    g.input.append(onnx.helper.make_tensor_value_info(state, onnx.TensorProto.FLOAT, shape))
+    g.initializer.extend([onnx.numpy_helper.from_array(np.array(decay, dtype=np.float32), "decay"),
+                          onnx.numpy_helper.from_array(np.array(1 - decay, dtype=np.float32), "gain")])
+    g.node.extend([
+        onnx.helper.make_node("Mul", [state, "decay"], ["kept"], name="state_decay"),
+        onnx.helper.make_node("Mul", [out.name, "gain"], ["added"], name="state_gain"),
+        onnx.helper.make_node("Add", ["kept", "added"], ["new_" + state], name="state_update"),
+    ])
+    g.output.append(onnx.helper.make_tensor_value_info("new_" + state, onnx.TensorProto.FLOAT, shape))
+    for vi in list(g.input) + list(g.output):
+        d = vi.type.tensor_type.shape.dim[0]
+        d.ClearField("dim_value")
+        d.dim_param = "batch"
+    del g.value_info[:]
+    onnx.checker.check_model(m, full_check=True)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    onnx.save(m, dst)
+
+
+# The stateful template: the fraud model with a running average of its scores kept on chain
+# per account (state `avg`, decay 0.75).
+stateful(os.path.join(FIX, "fraud_tabular/model.onnx"), os.path.join(TPL, "stateful/model.onnx"), "avg", 0.75)
+for src, dst, avg in [("input.json", "legit.json", [0.0, 0.0]), ("input_1.json", "fraud.json", [0.5, 0.5]),
+                      ("input_2.json", "legit-2.json", [1.0, 0.0])]:
+    # A test vector gives the state as well: the run from that state.
+    with open(os.path.join(FIX, "fraud_tabular", src)) as f:
+        doc = json.load(f)
+    doc["inputs"]["avg"] = [avg]
+    os.makedirs(os.path.join(TPL, "stateful/tests"), exist_ok=True)
+    with open(os.path.join(TPL, "stateful/tests", dst), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
 print("templates updated")

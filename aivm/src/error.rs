@@ -107,6 +107,10 @@ pub enum AivmError {
     #[error("segmenting: {0}")]
     Segment(String),
 
+    /// A model's state across tasks is declared or given wrongly.
+    #[error("state: {0}")]
+    State(String),
+
     /// A cached parameters file is not the parameters it is named for.
     #[error(
         "parameters file {} (k = {k}) does not match the parameters for k = {k}: it is corrupt or was tampered with; delete it and it will be generated again",

@@ -194,7 +194,12 @@ pub fn quote(
     gas_price: u64,
 ) -> crate::Result<Estimate> {
     let q = program.quantize_inputs(inputs)?;
-    program.check_inputs(&q)?;
+    if q.len() < program.inputs.len() {
+        // A stateful program's task input: the chain supplies the state.
+        program.check_task_inputs(&q)?;
+    } else {
+        program.check_inputs(&q)?;
+    }
     let gas = breakdown.total;
     Ok(Estimate {
         model_id: model_id.to_string(),

@@ -26,6 +26,7 @@ pub mod reference;
 pub mod rng;
 pub mod segment;
 pub mod split;
+pub mod state;
 pub mod tensor;
 pub mod wire;
 
@@ -86,6 +87,16 @@ impl Model {
     /// Parses an input file's text against this model's inputs.
     pub fn parse_inputs(&self, text: &str) -> Result<Inputs> {
         input::parse_inputs(text, &self.inputs())
+    }
+
+    /// Parses a task's input: every model input but, for a stateful program (`state`), the
+    /// state (its last input), which the chain supplies.
+    pub fn parse_task_inputs(&self, text: &str, state: bool) -> Result<Inputs> {
+        let mut inputs = self.inputs();
+        if state {
+            inputs.pop();
+        }
+        input::parse_inputs(text, &inputs)
     }
 
     /// Calibrates on the samples and quantizes.
@@ -152,8 +163,10 @@ impl Model {
 
 impl Program {
     /// Quantizes float inputs to each input tensor's scale (integer inputs pass unchanged).
+    /// A stateful program takes all of its inputs, or only the task's (without the state).
     pub fn quantize_inputs(&self, inputs: &Inputs) -> Result<Vec<Vec<i64>>> {
-        if inputs.tensors.len() != self.inputs.len() {
+        let task_only = self.state && inputs.tensors.len() + 1 == self.inputs.len();
+        if inputs.tensors.len() != self.inputs.len() && !task_only {
             return Err(AivmError::InputFormat(format!(
                 "the program takes {} inputs, {} given",
                 self.inputs.len(),

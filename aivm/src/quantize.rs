@@ -30,6 +30,9 @@ pub struct QuantConfig {
     pub headroom: f64,
     /// One scale for every tensor and weight instead of calibrated ones (like EZKL's scales).
     pub fixed_scale: Option<u32>,
+    /// The model's state across tasks, when it keeps one (see [`crate::state`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::state::StateSpec>,
 }
 
 impl Default for QuantConfig {
@@ -41,6 +44,7 @@ impl Default for QuantConfig {
             max_scale: 20,
             headroom: 2.0,
             fixed_scale: None,
+            state: None,
         }
     }
 }
@@ -181,16 +185,7 @@ impl Quantizer<'_> {
     }
 
     pub fn choose_bits(&self, m: f64, bits: u32) -> u32 {
-        if let Some(s) = self.cfg.fixed_scale {
-            return s;
-        }
-        let limit = ((1u64 << (bits - 1)) - 1) as f64;
-        let m = m * self.cfg.headroom;
-        if m <= 0.0 || !m.is_finite() {
-            return self.cfg.max_scale;
-        }
-        let s = (limit / m).log2().floor();
-        s.clamp(0.0, self.cfg.max_scale as f64) as u32
+        choose_scale(self.cfg, m, bits)
     }
 
     /// The scale of a weight tensor: the largest that fits the weight bit width.
@@ -288,8 +283,35 @@ pub fn quant_tensor(t: &Tensor<f32>, scale: u32) -> Tensor<i64> {
     Tensor::new(t.shape.clone(), quant_vec(&t.data, scale))
 }
 
-/// Quantizes the float graph into a program.
+/// The scale for a value of calibrated magnitude `m` in `bits` signed bits.
+pub fn choose_scale(cfg: &QuantConfig, m: f64, bits: u32) -> u32 {
+    if let Some(s) = cfg.fixed_scale {
+        return s;
+    }
+    let limit = ((1u64 << (bits - 1)) - 1) as f64;
+    let m = m * cfg.headroom;
+    if m <= 0.0 || !m.is_finite() {
+        return cfg.max_scale;
+    }
+    let s = (limit / m).log2().floor();
+    s.clamp(0.0, cfg.max_scale as f64) as u32
+}
+
+/// Quantizes the float graph into a program (a stateful one when `cfg.state` names the state).
 pub fn quantize(graph: &Graph, cal: &Calibration, cfg: &QuantConfig) -> Result<Program> {
+    match &cfg.state {
+        Some(spec) => crate::state::quantize(graph, cal, cfg, spec),
+        None => quantize_forced(graph, cal, cfg, None),
+    }
+}
+
+/// [`quantize`] without state, with the scale of one input value given (`forced`).
+pub(crate) fn quantize_forced(
+    graph: &Graph,
+    cal: &Calibration,
+    cfg: &QuantConfig,
+    forced: Option<(usize, u32)>,
+) -> Result<Program> {
     let mut qz = Quantizer {
         cfg,
         cal,
@@ -302,6 +324,10 @@ pub fn quantize(graph: &Graph, cal: &Calibration, cfg: &QuantConfig) -> Result<P
     for &v in &graph.inputs {
         let info = &graph.values[v];
         let (scale, bits) = match info.dtype {
+            DType::F32 if forced.is_some_and(|f| f.0 == v) => {
+                let s = forced.expect("checked").1;
+                (s, qz.bits(cal.max_abs[v], s)?)
+            }
             DType::F32 => {
                 let m = cal.max_abs[v];
                 let s = qz.choose_bits(m, cfg.input_bits);
@@ -340,6 +366,7 @@ pub fn quantize(graph: &Graph, cal: &Calibration, cfg: &QuantConfig) -> Result<P
         inputs,
         outputs,
         nodes: qz.nodes,
+        state: false,
     };
     p.validate()
         .map_err(|e| AivmError::Quantize(format!("the quantized program is inconsistent: {e}")))?;

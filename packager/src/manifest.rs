@@ -29,6 +29,17 @@ struct Raw {
     tests: Vec<Spanned<RawTest>>,
     #[serde(default)]
     limits: Option<Spanned<RawLimits>>,
+    #[serde(default)]
+    state: Option<Spanned<RawState>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    input: Spanned<String>,
+    output: Spanned<String>,
+    #[serde(default)]
+    initial: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +211,27 @@ pub struct StageSpec {
     pub inputs: Vec<(String, String)>,
 }
 
+/// The model's state across tasks (`[state]`): the model input it is read from, the output
+/// the next state is written to, and every element's value before the first task. The input
+/// is declared in `[[inputs]]` (its range calibrates the state) and the output in
+/// `[[outputs]]`; a task's input gives only the other inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateDecl {
+    pub input: String,
+    pub output: String,
+    pub initial: f64,
+}
+
+impl StateDecl {
+    /// The quantizer's view of it.
+    pub fn spec(&self) -> lightchain_aivm::state::StateSpec {
+        lightchain_aivm::state::StateSpec {
+            input: self.input.clone(),
+            output: self.output.clone(),
+        }
+    }
+}
+
 /// Resource limits of a task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
@@ -227,6 +259,9 @@ pub struct Manifest {
     pub proving: Proving,
     pub tests: Vec<TestVector>,
     pub limits: Limits,
+    /// The state kept across tasks, when the model has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<StateDecl>,
 }
 
 impl Default for Proving {
@@ -369,6 +404,10 @@ impl Manifest {
                 limits.memory_mb = *m.get_ref() as u64;
             }
         }
+        let state = raw
+            .state
+            .as_ref()
+            .map(|s| state(s, &inputs, &outputs, &proving, &mut is));
         if !is.list.is_empty() {
             return Err(is.list);
         }
@@ -384,7 +423,82 @@ impl Manifest {
             proving,
             tests,
             limits,
+            state,
         })
+    }
+}
+
+/// The `[state]` section: its input and output declared, f32, of one shape; the initial value
+/// inside the input's range; proven mode (attested validators would each need the state).
+fn state(
+    s: &Spanned<RawState>,
+    inputs: &[TensorSpec],
+    outputs: &[TensorSpec],
+    proving: &Proving,
+    is: &mut Issues,
+) -> StateDecl {
+    let r = s.get_ref();
+    let input = inputs.iter().find(|t| &t.name == r.input.get_ref());
+    let output = outputs.iter().find(|t| &t.name == r.output.get_ref());
+    if input.is_none() {
+        is.at(
+            &r.input,
+            format!(
+                "state input \"{}\" is not declared in [[inputs]]",
+                r.input.get_ref()
+            ),
+        );
+    }
+    if output.is_none() {
+        is.at(
+            &r.output,
+            format!(
+                "state output \"{}\" is not declared in [[outputs]]",
+                r.output.get_ref()
+            ),
+        );
+    }
+    if let (Some(i), Some(o)) = (input, output)
+        && (i.dtype != DTypeSpec::F32 || o.dtype != DTypeSpec::F32 || i.shape != o.shape)
+    {
+        is.at(
+            s,
+            format!(
+                "the state input \"{}\" and output \"{}\" must both be f32 of one shape",
+                i.name, o.name
+            ),
+        );
+    }
+    if let Some(i) = input
+        && i.range.is_none()
+    {
+        is.at(
+            &r.input,
+            format!(
+                "give the state input \"{}\" a range in [[inputs]]: it calibrates the state",
+                i.name
+            ),
+        );
+    }
+    let initial = r.initial.as_ref().map_or(0.0, |v| *v.get_ref());
+    if let (Some(v), Some([lo, hi])) = (&r.initial, input.and_then(|i| i.range))
+        && !(lo..=hi).contains(v.get_ref())
+    {
+        is.at(
+            v,
+            format!("state initial {initial} is outside the state's range [{lo}, {hi}]"),
+        );
+    }
+    if proving.mode == ProvingMode::Attested {
+        is.at(
+            s,
+            "a model with [state] must be proven: remove mode = \"attested\"",
+        );
+    }
+    StateDecl {
+        input: r.input.get_ref().clone(),
+        output: r.output.get_ref().clone(),
+        initial,
     }
 }
 

@@ -313,7 +313,7 @@ pub fn run_test_vector(
     let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
     let start = std::time::Instant::now();
     let proof = keys
-        .prove_with_salt(&q, nonce, None, &mut rng)
+        .prove_inputs(&q, nonce, &mut rng)
         .map_err(|e| e.to_string())?;
     let prove_seconds = start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
@@ -571,6 +571,11 @@ fn choose_quantization(
             })
             .collect(),
     };
+    let state = manifest.state.as_ref().map(|s| s.spec());
+    let candidates = candidates.into_iter().map(|c| QuantConfig {
+        state: state.clone(),
+        ..c
+    });
     let target = manifest.proving.accuracy_target;
     let mut last_err = String::new();
     for cfg in candidates {
@@ -682,6 +687,11 @@ pub fn load(bytes: &[u8]) -> Result<Package> {
         )));
     }
     let compile: CompileRecord = parse("compile.json", get("compile.json")?)?;
+    if compile.quant.state != manifest.state.as_ref().map(|s| s.spec()) {
+        return Err(PackageError::Corrupt(
+            "compile.json and the manifest disagree on the model's [state]".into(),
+        ));
+    }
     let gas: GasReport = parse("gas.json", get("gas.json")?)?;
     let accuracy: AccuracyReport = parse("accuracy.json", get("accuracy.json")?)?;
     let _: Schema = parse("schema.json", get("schema.json")?)?;

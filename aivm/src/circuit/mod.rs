@@ -113,10 +113,13 @@ impl AivmCircuit {
     /// one that gives the smallest domain: 8-bit limbs need a 511-row range table, so small
     /// models prove in a domain of 2^8 or 2^9 rows only with 6- or 7-bit limbs (more limbs per
     /// value, a smaller table); on a tie the wider limbs (fewer rows) win.
+    /// A stateful program's state input and output are links: committed to, each with its own
+    /// salt, never published.
     pub fn new(program: Arc<Program>, visibility: Visibility) -> AivmCircuit {
+        let s = usize::from(program.state);
         let io = Io {
-            task_inputs: program.inputs.len(),
-            public_outputs: program.outputs.len(),
+            task_inputs: program.inputs.len() - s,
+            public_outputs: program.outputs.len() - s,
         };
         AivmCircuit::with_io(program, visibility, io)
     }
@@ -362,12 +365,13 @@ fn expose(
     Ok(())
 }
 
-/// The salted Poseidon commitment to a program's inputs, as the circuit computes it: inputs are
-/// offset to unsigned (`x + 2^(bits-1)`, which the circuit range-checks to `[0, 2^bits)`),
-/// packed into field elements by [`pack_slots`], and hashed in a chain starting from the salt:
+/// The salted Poseidon commitment to a program's task inputs (a stateful program's state is
+/// committed to on its own), as the circuit computes it: inputs are offset to unsigned
+/// (`x + 2^(bits-1)`, which the circuit range-checks to `[0, 2^bits)`), packed into field
+/// elements by [`pack_slots`], and hashed in a chain starting from the salt:
 /// `h = H(h, packed_j)`.
 pub fn input_commitment(program: &Program, inputs: &[Vec<i64>], salt: Fp) -> Fp {
-    commitment(program, &program.inputs, inputs, salt)
+    commitment(program, program.task_inputs(), inputs, salt)
 }
 
 /// The salted Poseidon commitment to the values of `ios` (see [`input_commitment`]).

@@ -110,6 +110,10 @@ impl IntOp for Clip {
 
     fn static_out_bits(&self, ins: &[&TensorMeta]) -> Option<u32> {
         let sb = |v: i64| signed_bits(v as i128);
+        // With both bounds the result lies in `[min(lo, hi), hi]`, whatever the input's width.
+        if let (Some(l), Some(h)) = (self.lo, self.hi) {
+            return Some(sb(l).max(sb(h)));
+        }
         Some(
             ins[0]
                 .bits

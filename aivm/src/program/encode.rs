@@ -73,6 +73,11 @@ impl Program {
             w.u(n.op.tag());
             n.op.family().encode(&mut w);
         }
+        // A stateful program's marker trails the nodes, so that every stateless program keeps
+        // its encoding (and model id).
+        if self.state {
+            w.u(1);
+        }
         w.0
     }
 
@@ -142,6 +147,12 @@ impl Program {
                 output,
             });
         }
+        let state = r.pos < bytes.len();
+        if state && r.u()? != 1 {
+            return Err(AivmError::Decode(
+                "unknown bytes after the program's nodes".into(),
+            ));
+        }
         if r.pos != bytes.len() {
             return Err(AivmError::Decode("trailing bytes after the program".into()));
         }
@@ -152,6 +163,7 @@ impl Program {
             inputs,
             outputs,
             nodes,
+            state,
         };
         p.validate()?;
         Ok(p)

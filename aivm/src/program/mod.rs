@@ -57,6 +57,11 @@ pub struct Program {
     pub inputs: Vec<IoSpec>,
     pub outputs: Vec<IoSpec>,
     pub nodes: Vec<PNode>,
+    /// Whether the program carries state from one task to the next: then its last input is
+    /// the state it reads and its last output the state it writes, of one shape, element type,
+    /// scale and bit width (see [`crate::state`]). A circuit commits to both instead of
+    /// publishing them.
+    pub state: bool,
 }
 
 /// Lowest and highest value of a signed `bits`-bit integer.
@@ -95,14 +100,28 @@ impl Program {
     /// every value lies in its input's calibrated bit range (the circuit range-checks inputs,
     /// so an input outside it could never be proven).
     pub fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<()> {
-        if inputs.len() != self.inputs.len() {
+        self.check_inputs_of(&self.inputs, inputs)
+    }
+
+    /// A stateful program's task inputs: every input but the state (the last).
+    pub fn task_inputs(&self) -> &[IoSpec] {
+        &self.inputs[..self.inputs.len() - usize::from(self.state)]
+    }
+
+    /// [`Program::check_inputs`] for a task's inputs (without a stateful program's state).
+    pub fn check_task_inputs(&self, inputs: &[Vec<i64>]) -> Result<()> {
+        self.check_inputs_of(self.task_inputs(), inputs)
+    }
+
+    fn check_inputs_of(&self, ios: &[IoSpec], inputs: &[Vec<i64>]) -> Result<()> {
+        if inputs.len() != ios.len() {
             return Err(AivmError::InputFormat(format!(
                 "the program takes {} inputs, {} given",
-                self.inputs.len(),
+                ios.len(),
                 inputs.len()
             )));
         }
-        for (io, x) in self.inputs.iter().zip(inputs) {
+        for (io, x) in ios.iter().zip(inputs) {
             let meta = &self.tensors[io.tensor];
             if x.len() != numel(&meta.shape) {
                 return Err(AivmError::Input {

@@ -66,6 +66,28 @@ impl Program {
                 return bad(format!("output \"{}\" is never computed", io.name));
             }
         }
+        if self.state {
+            let (i, o) = (
+                &self.inputs[self.inputs.len() - 1],
+                &self.outputs[self.outputs.len() - 1],
+            );
+            let (a, b) = (&self.tensors[i.tensor], &self.tensors[o.tensor]);
+            if a != b {
+                return bad(format!(
+                    "the state output \"{}\" ({:?} {:?}, scale {}, {} bits) differs from the state input \"{}\" ({:?} {:?}, scale {}, {} bits)",
+                    o.name,
+                    b.dtype,
+                    b.shape,
+                    b.scale,
+                    b.bits,
+                    i.name,
+                    a.dtype,
+                    a.shape,
+                    a.scale,
+                    a.bits
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -3,7 +3,10 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{CompileRecord, PROOF_VERSION, Proof, ProofError, PublicInput, SCHEME, Segments};
+use super::{
+    CompileRecord, PROOF_VERSION, Proof, ProofError, PublicInput, SCHEME, Segments,
+    StateCommitments,
+};
 use crate::circuit::Visibility;
 use crate::error::{AivmError, Result};
 use crate::program::ModelId;
@@ -106,6 +109,15 @@ struct PublicJson {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     input_commitment: Option<String>,
     outputs: Vec<Vec<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    state: Option<StateJson>,
+}
+
+/// A stateful proof's state commitments, as hex.
+#[derive(Serialize, Deserialize)]
+struct StateJson {
+    old: String,
+    new: String,
 }
 
 fn unhex32(s: &str, what: &str) -> Result<[u8; 32]> {
@@ -149,6 +161,10 @@ impl Proof {
                 inputs,
                 input_commitment,
                 outputs: self.outputs.clone(),
+                state: self.state.map(|s| StateJson {
+                    old: hex(&s.old),
+                    new: hex(&s.new),
+                }),
             },
             proof: b64(&self.proof),
             compile: self.compile.clone(),
@@ -199,6 +215,16 @@ impl Proof {
             proof: unb64(&env.proof)?,
             compile: env.compile,
             segments: env.segments.map(SegmentsJson::parse).transpose()?,
+            state: env
+                .public_inputs
+                .state
+                .map(|s| {
+                    Ok(StateCommitments {
+                        old: unhex32(&s.old, "state.old")?,
+                        new: unhex32(&s.new, "state.new")?,
+                    })
+                })
+                .transpose()?,
         })
     }
 
@@ -210,16 +236,22 @@ impl Proof {
         w.0.extend_from_slice(&self.model_id.0);
         w.u(self.k as u64);
         w.0.extend_from_slice(&self.nonce);
+        // The input's tag: 0 values, 1 a commitment; + 2 when state commitments follow it.
+        let stateful = if self.state.is_some() { 2 } else { 0 };
         match &self.input {
             PublicInput::Values(v) => {
-                w.u(0);
+                w.u(stateful);
                 w.len(v.len());
                 v.iter().for_each(|t| w.i64s(t));
             }
             PublicInput::Commitment(c) => {
-                w.u(1);
+                w.u(1 + stateful);
                 w.0.extend_from_slice(c);
             }
+        }
+        if let Some(s) = &self.state {
+            w.0.extend_from_slice(&s.old);
+            w.0.extend_from_slice(&s.new);
         }
         w.len(self.outputs.len());
         self.outputs.iter().for_each(|t| w.i64s(t));
@@ -266,8 +298,9 @@ impl Proof {
         let model_id = ModelId(r.take(32).map_err(bad)?.try_into().expect("32 bytes"));
         let k = r.u32().map_err(bad)?;
         let nonce: [u8; 32] = r.take(32).map_err(bad)?.try_into().expect("32 bytes");
-        let (visibility, input) = match r.u().map_err(bad)? {
-            0 => {
+        let tag = r.u().map_err(bad)?;
+        let (visibility, input) = match tag & !2 {
+            0 if tag < 4 => {
                 let n = r.count().map_err(bad)?;
                 let v = (0..n)
                     .map(|_| r.i64s())
@@ -275,11 +308,22 @@ impl Proof {
                     .map_err(bad)?;
                 (Visibility::Public, PublicInput::Values(v))
             }
-            1 => (
+            1 if tag < 4 => (
                 Visibility::Hashed,
                 PublicInput::Commitment(r.take(32).map_err(bad)?.try_into().expect("32 bytes")),
             ),
             _ => return Err(malformed("unknown input visibility")),
+        };
+        let state = if tag & 2 != 0 {
+            let mut take32 = || -> Result<[u8; 32]> {
+                Ok(r.take(32).map_err(bad)?.try_into().expect("32 bytes"))
+            };
+            Some(StateCommitments {
+                old: take32()?,
+                new: take32()?,
+            })
+        } else {
+            None
         };
         let n = r.count().map_err(bad)?;
         let outputs = (0..n)
@@ -338,6 +382,7 @@ impl Proof {
             proof,
             compile: None,
             segments,
+            state,
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::circuit::{self, AivmCircuit, Visibility, Witness};
 use crate::error::{AivmError, Result};
 use crate::program::ModelId;
 use crate::program::Program;
+use crate::state::StateValue;
 
 /// The proof system, as named in proof envelopes.
 pub const SCHEME: &str = "halo2-ipa-pasta-blake2b";
@@ -351,12 +352,64 @@ impl Keys {
         salt: Option<Fp>,
         rng: &mut impl Rng,
     ) -> Result<Proof> {
+        self.prove_full(inputs, None, nonce, salt, rng)
+            .map(|(p, _)| p)
+    }
+
+    /// Proves one task of a stateful program from state `old`: returns the proof (whose public
+    /// inputs hold the commitments to `old` and to the new state) and the new state, salted
+    /// afresh.
+    pub fn prove_with_state(
+        &self,
+        inputs: &[Vec<i64>],
+        old: &StateValue,
+        nonce: [u8; 32],
+        salt: Option<Fp>,
+        rng: &mut impl Rng,
+    ) -> Result<(Proof, StateValue)> {
+        let (proof, new) = self.prove_full(inputs, Some(old), nonce, salt, rng)?;
+        Ok((proof, new.expect("a stateful proof has a new state")))
+    }
+
+    fn prove_full(
+        &self,
+        inputs: &[Vec<i64>],
+        old: Option<&StateValue>,
+        nonce: [u8; 32],
+        salt: Option<Fp>,
+        rng: &mut impl Rng,
+    ) -> Result<(Proof, Option<StateValue>)> {
         let program = &self.circuit.program;
-        let outputs = program.execute(inputs)?;
+        if program.state != old.is_some() {
+            return Err(AivmError::State(if program.state {
+                "this model keeps state: prove it from its current state".into()
+            } else {
+                "this model keeps no state".into()
+            }));
+        }
+        let mut all = inputs.to_vec();
+        all.extend(old.map(|s| s.values.clone()));
+        let mut outputs = program.execute(&all)?;
         let salt = match salt {
             Some(s) => s,
             None => random_salt(rng),
         };
+        let mut links = Vec::new();
+        let mut state = None;
+        let mut new_state = None;
+        if let Some(old) = old {
+            let new = StateValue {
+                values: outputs.pop().expect("the state output"),
+                salt: random_salt(rng),
+            };
+            let c = |s: &StateValue| crate::state::commitment(program, s);
+            state = Some(StateCommitments {
+                old: c(old)?.to_repr(),
+                new: c(&new)?.to_repr(),
+            });
+            links = vec![old.salt, new.salt];
+            new_state = Some(new);
+        }
         let (public_inputs, input_part) = match self.visibility() {
             Visibility::Public => (
                 PublicInput::Values(inputs.to_vec()),
@@ -371,8 +424,13 @@ impl Keys {
                 (PublicInput::Commitment(c.to_repr()), vec![c])
             }
         };
-        let instance = circuit::instance(circuit::nonce_fields(&nonce), &input_part, &outputs);
-        let bytes = self.prove_instance(Witness::new(inputs.to_vec(), salt), &instance)?;
+        let instance = instance_of(nonce, &input_part, &outputs, state.as_ref())?;
+        let witness = Witness {
+            inputs: all,
+            salt,
+            links,
+        };
+        let bytes = self.prove_instance(witness, &instance)?;
         let proof = Proof {
             model_id: self.model_id,
             k: self.k,
@@ -383,6 +441,7 @@ impl Keys {
             proof: bytes,
             compile: None,
             segments: None,
+            state,
         };
         // A proof that does not verify is never handed out: the circuit and the executor
         // disagreeing is a bug, and this is where it shows instead of at a verifier.
@@ -391,7 +450,7 @@ impl Keys {
                 "the proof just made does not verify ({e}); this is a bug in lightchain, please report it"
             ))
         })?;
-        Ok(proof)
+        Ok((proof, new_state))
     }
 
     /// Verifies a proof against these keys: the model id and `k` must be this program's, and
@@ -429,13 +488,45 @@ impl Keys {
             }
         };
         check_io_shapes(program, proof)?;
-        let instance = circuit::instance(
-            circuit::nonce_fields(&proof.nonce),
+        if program.state != proof.state.is_some() {
+            return Err(AivmError::InvalidProof(ProofError::State(program.state)));
+        }
+        let instance = instance_of(
+            proof.nonce,
             &input_part,
             &proof.outputs,
-        );
+            proof.state.as_ref(),
+        )?;
         self.verify_instance(&instance, &proof.proof)
     }
+}
+
+/// The public instance of a single-circuit proof: nonce, the input part, then (stateful) the
+/// old state's commitment, the public outputs, then (stateful) the new state's commitment.
+fn instance_of(
+    nonce: [u8; 32],
+    input_part: &[Fp],
+    outputs: &[Vec<i64>],
+    state: Option<&StateCommitments>,
+) -> Result<Vec<Fp>> {
+    let mut part = input_part.to_vec();
+    if let Some(s) = state {
+        part.push(commitment_field(&s.old)?);
+    }
+    let mut v = circuit::instance(circuit::nonce_fields(&nonce), &part, outputs);
+    if let Some(s) = state {
+        v.push(commitment_field(&s.new)?);
+    }
+    Ok(v)
+}
+
+/// A stateful proof's state commitments (canonical field element bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateCommitments {
+    /// The state the task read.
+    pub old: [u8; 32],
+    /// The state the task wrote.
+    pub new: [u8; 32],
 }
 
 /// An input or link commitment's bytes as a field element (refused when not canonical).
@@ -450,10 +541,13 @@ pub(crate) fn check_io_shapes(program: &Program, proof: &Proof) -> Result<()> {
             .map(|io| program.tensors[io.tensor].shape.clone())
             .collect()
     };
+    // A stateful program's state input and output are committed to, not published.
+    let s = usize::from(program.state);
     if let PublicInput::Values(v) = &proof.input {
-        check_shapes(shapes(&program.inputs).iter(), v, "input")?;
+        check_shapes(shapes(program.task_inputs()).iter(), v, "input")?;
     }
-    check_shapes(shapes(&program.outputs).iter(), &proof.outputs, "output")
+    let public = &program.outputs[..program.outputs.len() - s];
+    check_shapes(shapes(public).iter(), &proof.outputs, "output")
 }
 
 fn check_shapes<'a>(
@@ -512,6 +606,8 @@ pub struct Proof {
     pub compile: Option<CompileRecord>,
     /// Present for a segmented proof (then `proof` is empty and `k` the largest segment's).
     pub segments: Option<Segments>,
+    /// Present for a stateful program's proof.
+    pub state: Option<StateCommitments>,
 }
 
 impl Segments {
@@ -572,6 +668,9 @@ pub enum ProofError {
     /// The envelope or binary form cannot be read.
     #[error("{0}")]
     Malformed(String),
+    /// A proof with state commitments for a model without state, or the reverse.
+    #[error("{}", if *.0 { "the model keeps state but the proof has no state commitments" } else { "the proof has state commitments but the model keeps no state" })]
+    State(bool),
     /// A segmented proof's cuts, links or segment proofs do not hold.
     #[error("segments: {0}")]
     Segments(String),

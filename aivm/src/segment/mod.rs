@@ -154,6 +154,7 @@ fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Segment {
         inputs,
         outputs,
         nodes: program.nodes[nodes.clone()].to_vec(),
+        state: false,
     };
     Segment {
         io: Io {
@@ -171,6 +172,11 @@ fn segment(program: &Program, flow: &Flow, nodes: Range<usize>) -> Segment {
 /// The segments ending at `ends` (each segment's end node, exclusive; the last is the number
 /// of nodes). Refuses cuts that are not strictly increasing or do not cover the program.
 pub fn segments(program: &Program, ends: &[usize]) -> Result<Vec<Segment>> {
+    if program.state {
+        return Err(segment_err(
+            "a stateful program proves in one circuit: its state commitments are not linked across segments",
+        ));
+    }
     let n = program.nodes.len();
     if ends.is_empty() || ends.len() > MAX_SEGMENTS || ends.last() != Some(&n) {
         return Err(segment_err(format!(
@@ -474,6 +480,7 @@ impl SegmentKeys {
             outputs,
             proof: Vec::new(),
             compile: None,
+            state: None,
             segments: Some(Segments {
                 splits: self
                     .cut
@@ -610,6 +617,9 @@ impl SegmentKeys {
             .segments
             .as_ref()
             .ok_or_else(|| invalid("a single proof, not a segmented one".into()))?;
+        if proof.state.is_some() {
+            return Err(AivmError::InvalidProof(ProofError::State(false)));
+        }
         if segs.ends != self.cut.ends || segs.cut().splits != self.cut.splits {
             return Err(invalid(format!(
                 "the proof is cut into {} segments at other nodes than these keys' {}",
@@ -757,6 +767,27 @@ impl ModelKeys {
         match self {
             ModelKeys::One(k) => k.prove_with_salt(inputs, nonce, salt, rng),
             ModelKeys::Cut(k) => k.prove(inputs, nonce, salt, 1, rng),
+        }
+    }
+
+    /// Proves one run on all of the program's inputs: a stateful program's last input is the
+    /// state, committed to with a fresh salt (a run from a state given by hand, such as a test
+    /// vector's; the chain proves from its own state with [`Keys::prove_with_state`]).
+    pub fn prove_inputs(
+        &self,
+        inputs: &[Vec<i64>],
+        nonce: [u8; 32],
+        rng: &mut impl Rng,
+    ) -> Result<Proof> {
+        match (self, inputs.split_last()) {
+            (ModelKeys::One(k), Some((state, task))) if k.circuit.program.state => {
+                let old = crate::state::StateValue {
+                    values: state.clone(),
+                    salt: random_salt(rng),
+                };
+                Ok(k.prove_with_state(task, &old, nonce, None, rng)?.0)
+            }
+            _ => self.prove_with_salt(inputs, nonce, None, rng),
         }
     }
 

@@ -11,6 +11,7 @@ mod op_variants;
 mod proving;
 mod segments;
 mod soundness;
+mod state;
 
 use std::path::Path;
 

@@ -32,6 +32,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "pipeline",
         "two-stage pipeline under one proof (fraud features -> embedding -> classifier)",
     ),
+    (
+        "stateful",
+        "fraud classifier keeping a running average of its scores as state across tasks",
+    ),
 ];
 
 /// Create a project from a template: manifest, model, inputs, test vectors and a CI workflow.
@@ -40,6 +44,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
   lightchain init demo --template digits && cd demo && lightchain package && lightchain test
   lightchain init fraud-check --template fraud
   lightchain init scoring --template pipeline     # two ONNX models, one proof
+  lightchain init watch --template stateful       # state kept across tasks, under the proof
 
 Templates: digits, fraud, sentiment, transformer, pipeline.")]
 pub struct InitArgs {

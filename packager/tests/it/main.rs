@@ -6,6 +6,7 @@ use lightchain_packager::{Manifest, PackageError, build, container, load};
 use lightchain_test_utils::{edit, repo, template_project as project};
 
 mod pipeline;
+mod state;
 
 fn params() -> ParamsCache {
     ParamsCache {

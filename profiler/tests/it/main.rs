@@ -103,6 +103,7 @@ fn dense(k: usize, n: usize) -> Program {
                 output: 2,
             },
         ],
+        state: false,
     }
 }
 

@@ -59,6 +59,19 @@ fn link_relu(x: i64) -> Case {
     Case::with_io(p.output(y).build(), vec![vec![x]], Visibility::Public, io)
 }
 
+/// A stateful program: `y = relu(x)` public, and the state `s` written back as `relu(s)`.
+fn state_relu(x: i64, s: i64) -> Case {
+    let mut p = P::default();
+    let i = p.input(&[1, 1], 8);
+    let st = p.input(&[1, 1], 8);
+    let y = p.node(Op::Relu(crate::ops::relu::Relu), &[i], &[1, 1], 8);
+    let ns = p.node(Op::Relu(crate::ops::relu::Relu), &[st], &[1, 1], 8);
+    let mut prog = p.output(y).output(ns).build_unchecked();
+    prog.state = true;
+    prog.validate().expect("a valid stateful program");
+    Case::new(Arc::new(prog), vec![vec![x], vec![s]], Visibility::Public)
+}
+
 fn relu(x: i64) -> Case {
     unary(
         Op::Relu(crate::ops::relu::Relu),
@@ -899,6 +912,27 @@ fn cases() -> Vec<Case3> {
                 let c = link_relu(5);
                 c.forge()
                     .instance(|inst| inst[NONCE_ROWS] += Fp::one())
+                    .check(Copy(C::Commitment))
+            },
+        ),
+        (
+            Copy(C::PackLane),
+            "a stateful relu whose new state relu(5) commits to 6: 6 copied into the state's packing",
+            || {
+                let c = state_relu(3, 5);
+                // The old state is packed first, the new state second.
+                let r = c.row("pack", 1);
+                c.forge().set(c.cfg.lane[0], r, 6).check(Copy(C::PackLane))
+            },
+        ),
+        (
+            Copy(C::Commitment),
+            "a stateful relu claiming another old state's commitment",
+            || {
+                let c = state_relu(3, 5);
+                // After the nonce and the public input x.
+                c.forge()
+                    .instance(|inst| inst[NONCE_ROWS + 1] += Fp::one())
                     .check(Copy(C::Commitment))
             },
         ),

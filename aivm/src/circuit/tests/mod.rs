@@ -80,6 +80,7 @@ impl Default for P {
             inputs: Vec::new(),
             outputs: Vec::new(),
             nodes: Vec::new(),
+            state: false,
         })
     }
 }
@@ -170,11 +171,9 @@ pub(crate) struct Case {
 }
 
 impl Case {
+    /// A stateful program's state input and output are links (as [`AivmCircuit::new`] has it).
     pub fn new(program: Arc<Program>, inputs: Vec<Vec<i64>>, vis: Visibility) -> Case {
-        let io = Io {
-            task_inputs: program.inputs.len(),
-            public_outputs: program.outputs.len(),
-        };
+        let io = AivmCircuit::new(program.clone(), vis).io;
         Case::with_io(program, inputs, vis, io)
     }
 
