@@ -93,8 +93,16 @@ impl Model {
     /// state (its last input), which the chain supplies.
     pub fn parse_task_inputs(&self, text: &str, state: bool) -> Result<Inputs> {
         let mut inputs = self.inputs();
-        if state {
-            inputs.pop();
+        if state && let Some(s) = inputs.pop() {
+            let named = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .is_some_and(|v| v["inputs"].get(&s.name).is_some());
+            if named {
+                return Err(AivmError::State(format!(
+                    "\"{}\" is the model's state, which the chain keeps: leave it out of the task's input",
+                    s.name
+                )));
+            }
         }
         input::parse_inputs(text, &inputs)
     }

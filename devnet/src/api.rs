@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 mod schedule;
+mod state;
+
+pub use state::StateView;
 
 use crate::chain::Runtime;
 use crate::chain::exec;
@@ -591,7 +594,9 @@ impl DevnetApi {
         let pkg = self
             .package(&m.model_id)
             .ok_or_else(|| DevnetError::NotFound(format!("model {model_id} is not loaded")))?;
-        let parsed = pkg.model.parse_inputs(&inputs.to_string())?;
+        let parsed = pkg
+            .model
+            .parse_task_inputs(&inputs.to_string(), pkg.program.state)?;
         let metered = self.runtime().gas(&pkg, m.package_hash);
         let e = lightchain_aivm::gas::quote(
             &pkg.program,

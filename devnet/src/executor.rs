@@ -19,7 +19,7 @@ use lightchain_aivm::segment::{ModelKeys, SegmentJob, SegmentKeys};
 
 use crate::chain::runtime::{RuntimeError, public_inputs};
 use crate::chain::state::{ModelRecord, ProvingMode};
-use crate::chain::{Claim, Runtime, SealedInput, TaskInput, TaskResult};
+use crate::chain::{Claim, NewState, Runtime, SealedInput, TaskInput, TaskResult};
 use crate::crypto;
 use crate::lock::Shared;
 use crate::net::{NetMsg, Network};
@@ -34,6 +34,9 @@ pub struct Job {
     pub input: TaskInput,
     /// The other validators that may prove segments of it, in turn after this one.
     pub helpers: Vec<usize>,
+    /// For a stateful model: the state the task starts from (the chain's for its submitter,
+    /// or the model's initial state), as the chain held it when the task was assigned.
+    pub state: Option<lightchain_aivm::state::StateValue>,
 }
 
 /// A segment of another executor's task, to prove and send back.
@@ -110,6 +113,8 @@ enum ExecError {
     KeyDoesNotOpen,
     #[error("the task id is not a 32-byte nonce")]
     BadTaskId,
+    #[error("a task of a stateful model came without its state")]
+    NoState,
 }
 
 /// What an executor makes of an encrypted input: the input and its salt, or the reason the
@@ -244,11 +249,21 @@ impl Executor {
             .ok_or(ExecError::BadTaskId)?;
         let prover = self.rt.prover(&job.model)?;
         let mut rng = rand_core::UnwrapErr(rand::rngs::SysRng);
+        let mut new_state = None;
         let mut proof = match prover.as_ref() {
             ModelKeys::Cut(sk) if !job.helpers.is_empty() => {
                 let (skeleton, jobs) = sk.plan_proof(&inputs, nonce, salt, &mut rng)?;
                 let proofs = self.share_out(job, sk, &jobs)?;
                 sk.assemble(skeleton, proofs)?
+            }
+            ModelKeys::One(k) if k.circuit.program.state => {
+                let old = job.state.as_ref().ok_or(ExecError::NoState)?;
+                let (proof, new) = k.prove_with_state(&inputs, old, nonce, salt, &mut rng)?;
+                new_state = Some(NewState {
+                    values: new.values,
+                    salt: new.salt.to_repr(),
+                });
+                proof
             }
             keys => {
                 self.stats.write().segments_own += keys.segments() as u64;
@@ -263,6 +278,7 @@ impl Executor {
         let claim = Claim::Proof {
             outputs: proof.outputs.clone(),
             proof: proof.to_bytes(),
+            state: new_state,
         };
         Ok(sign(&self.keys, &self.chain_id, job, claim))
     }

@@ -205,6 +205,7 @@ pub(crate) fn genesis(
         validators,
         evidence: vec![],
         schedules: BTreeMap::new(),
+        states: BTreeMap::new(),
         burned: 0,
     }
 }

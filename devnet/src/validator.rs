@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::chain::BlockError;
 use crate::chain::exec::{self, Pools};
-use crate::chain::runtime::awaits;
+use crate::chain::runtime::{awaits, current_state};
 use crate::chain::state::{ProvingMode, TaskStatus};
 use crate::chain::{Block, CommittedBlock, Receipt, SignedTx, State, TaskResult};
 use crate::chain::{ChainParams, Runtime};
@@ -361,12 +361,20 @@ impl App {
                 && (executor == self.index || model.mode == ProvingMode::Attested)
                 && self.started.insert((t.id.clone(), attempt))
             {
+                // A stateful model's task starts from the state the chain keeps now: no other
+                // task of its model and submitter can complete while it is pending.
+                let state = self
+                    .rt
+                    .package(model)
+                    .filter(|p| p.program.state)
+                    .and_then(|p| current_state(&self.state, &p, t).ok());
                 let _ = self.jobs.send(Work::Task(Job {
                     task_id: t.id.clone(),
                     attempt,
                     model: model.clone(),
                     input: t.input.clone(),
                     helpers: helpers.clone(),
+                    state,
                 }));
             }
         }

@@ -435,6 +435,14 @@ schedule stops when its runs are done, when it is cancelled, or when the deposit
 the next run; what is left is refunded. With --wait, one line per completed run (a JSON line
 with --json), and exit 1 if the schedule stops before its last run.")]
     Schedule(crate::cmd::schedule::ScheduleArgs),
+    /// Show a stateful model's state for an account: what its next task starts from.
+    #[command(after_help = "Examples:
+  lightchain task state fraud-watch@latest
+  lightchain task state MODEL_ID --address 0x1234... --json
+
+A stateful model (`[state]` in its manifest) keeps one state per account; each task starts from
+it and its proof commits to the state it read and the one it wrote.")]
+    State(crate::cmd::state::StateArgs),
     /// Cancel a recurring task (its owner only); the rest of its deposit is refunded.
     Cancel {
         schedule_id: String,
@@ -522,6 +530,7 @@ impl TaskArgs {
                 shell.emit(&TaskReport { task })
             }
             TaskCmd::Schedule(args) => args.run(shell),
+            TaskCmd::State(args) => args.run(shell),
             TaskCmd::Cancel { schedule_id, node } => {
                 crate::cmd::schedule::cancel(&schedule_id, &node, shell)
             }

@@ -51,7 +51,7 @@ pub struct InitArgs {
     /// The folder to create (it must not exist, or be empty).
     pub dir: PathBuf,
     /// The template.
-    #[arg(long, short = 't', default_value = "digits", value_parser = ["digits", "fraud", "sentiment", "transformer", "pipeline"])]
+    #[arg(long, short = 't', default_value = "digits", value_parser = clap::builder::PossibleValuesParser::new(TEMPLATES.iter().map(|t| t.0)))]
     pub template: String,
 }
 

@@ -17,5 +17,6 @@ pub mod profile;
 pub mod prove;
 pub mod run;
 pub mod schedule;
+pub mod state;
 pub mod test;
 pub mod verify;

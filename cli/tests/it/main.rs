@@ -9,6 +9,7 @@ mod keys;
 mod packaging;
 mod prove_verify;
 mod schedule;
+mod state;
 mod testnet;
 
 use assert_cmd::Command;

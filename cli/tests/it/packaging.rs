@@ -132,8 +132,10 @@ fn manifest_errors_are_listed_with_lines() {
 
 #[test]
 fn every_template_packages() {
-    // The transformer and pipeline templates package in `devnet::transformer_template_runs_as_a_proven_task`
-    // and `devnet::pipeline_template_runs_as_one_proven_task`.
+    // The transformer, pipeline and stateful templates package in
+    // `devnet::transformer_template_runs_as_a_proven_task`,
+    // `devnet::pipeline_template_runs_as_one_proven_task` and
+    // `state::the_stateful_template_keeps_a_running_average_per_account`.
     for t in ["digits", "fraud", "sentiment"] {
         let p = Project::new();
         let (code, _, err) = p.run(&["init", "x", "--template", t]);

@@ -243,10 +243,22 @@ impl Canonical for SignedTx {
 impl Canonical for Claim {
     fn enc(&self, w: &mut W) {
         match self {
-            Claim::Proof { outputs, proof } => {
+            Claim::Proof {
+                outputs,
+                proof,
+                state,
+            } => {
                 w.u(0);
                 outputs.enc(w);
                 bytes(w, proof);
+                match state {
+                    None => w.u(0),
+                    Some(s) => {
+                        w.u(1);
+                        s.values.enc(w);
+                        s.salt.enc(w);
+                    }
+                }
             }
             Claim::SubmitterFault { shared } => {
                 w.u(1);
@@ -460,6 +472,15 @@ impl Canonical for State {
         for (id, s) in &self.schedules {
             w.str(id);
             s.enc(w);
+        }
+        w.len(self.states.len());
+        for (key, s) in &self.states {
+            w.str(key);
+            s.values.enc(w);
+            s.salt.enc(w);
+            s.commitment.enc(w);
+            w.str(&s.task_id);
+            w.u(s.height);
         }
         amount(w, self.burned);
     }

@@ -48,6 +48,12 @@ pub enum TxError {
     PackageNotLoaded(String),
     #[error("gas limit {limit} is below the task's quote of {quote} gas")]
     GasLimit { limit: u64, quote: u64 },
+    /// A stateful model takes one pending task per account: the next starts from the state
+    /// this one writes.
+    #[error(
+        "task {0} of this stateful model for this account is still pending: the next task starts from the state it writes, submit after its receipt"
+    )]
+    StatePending(String),
     /// A public input that does not fit the model (the reason names shapes and dtypes).
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -17,7 +17,8 @@ use super::error::{BlockError, TxError};
 use super::params::{ChainParams, deployment_id_for};
 use super::runtime::{Accepted, ResultError, Runtime, public_inputs};
 use super::state::{
-    Account, Attestation, EvidenceRecord, ModelRecord, ProvingMode, State, Task, TaskStatus,
+    Account, Attestation, EvidenceRecord, ModelRecord, ModelState, ProvingMode, State, Task,
+    TaskStatus, state_key,
 };
 use super::{attest, schedule};
 
@@ -260,6 +261,15 @@ fn submit_task(
 ) -> Result<(), TxError> {
     let from = tx.body.sender();
     let model = check_task(rt, state, model_id, gas_limit, input)?;
+    if rt.package(&model).is_some_and(|p| p.program.state)
+        && let Some(t) = state.tasks.values().find(|t| {
+            t.model_id == model.model_id
+                && t.submitter == from
+                && matches!(t.status, TaskStatus::Pending { .. })
+        })
+    {
+        return Err(TxError::StatePending(t.id.clone()));
+    }
     let fee = model.fee(tx.body.gas_price);
     debit(state, &from, fee)?;
     let id = crypto::hex(&tx.hash());
@@ -468,11 +478,37 @@ pub fn apply(
             .ok_or_else(|| BlockError::UnknownTask(r.task_id.clone()))?;
         let (fee, gas_used, model_id) = (task.fee, task.gas, task.model_id.clone());
         match (outcome, &r.claim) {
-            (Accepted::Proven, Claim::Proof { outputs, proof }) => {
+            (
+                Accepted::Proven,
+                Claim::Proof {
+                    outputs,
+                    proof,
+                    state: new,
+                },
+            ) => {
                 task.status = TaskStatus::Completed {
                     height: block.height,
                     executor: r.executor,
                 };
+                if let Some(new) = new {
+                    // Checked with the proof: it opens the proof's new state commitment.
+                    let commitment = Proof::from_bytes(proof)
+                        .ok()
+                        .and_then(|p| p.state)
+                        .ok_or(BlockError::FaultAsProof)?
+                        .new;
+                    let key = state_key(&model_id, &task.submitter);
+                    state.states.insert(
+                        key,
+                        ModelState {
+                            values: new.values.clone(),
+                            salt: new.salt,
+                            commitment,
+                            task_id: r.task_id.clone(),
+                            height: block.height,
+                        },
+                    );
+                }
                 let account = state.validators[r.executor].account;
                 let model = &state.models[&model_id];
                 let (royalty, owner) = (model.royalty(fee), model.deployer);

@@ -243,6 +243,14 @@ impl SignedTx {
     }
 }
 
+/// The state a task of a stateful model wrote: its values and the salt of its commitment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewState {
+    pub values: Vec<i64>,
+    #[serde(with = "hex32")]
+    pub salt: [u8; 32],
+}
+
 /// What an executor claims about a task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "claim", rename_all = "snake_case")]
@@ -252,6 +260,10 @@ pub enum Claim {
         outputs: Vec<Vec<i64>>,
         #[serde(with = "b64")]
         proof: Vec<u8>,
+        /// For a stateful model: the state the task wrote, which opens the proof's new state
+        /// commitment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<NewState>,
     },
     /// The submitter's encrypted input does not open to what it committed to. `shared` is the
     /// X25519 secret of the executor's wrapped key, so that every validator can open the input
@@ -303,7 +315,7 @@ impl TaskResult {
     /// The outputs and proof, for a proof claim.
     pub fn proof(&self) -> Option<(&Vec<Vec<i64>>, &Vec<u8>)> {
         match &self.claim {
-            Claim::Proof { outputs, proof } => Some((outputs, proof)),
+            Claim::Proof { outputs, proof, .. } => Some((outputs, proof)),
             Claim::SubmitterFault { .. } | Claim::Attestation { .. } => None,
         }
     }

@@ -14,8 +14,8 @@ use lightchain_aivm::proof::{ParamsCache, Proof, PublicInput};
 use lightchain_aivm::segment::ModelKeys;
 use lightchain_packager::Package;
 
-use super::state::{ModelRecord, ProvingMode, State, Task, TaskStatus};
-use super::{Claim, SealedInput, TaskInput, TaskResult};
+use super::state::{ModelRecord, ProvingMode, State, Task, TaskStatus, state_key};
+use super::{Claim, NewState, SealedInput, TaskInput, TaskResult};
 use crate::crypto;
 use crate::lock::Lock;
 
@@ -204,8 +204,12 @@ impl Runtime {
             Claim::Proof { .. } if model.mode == ProvingMode::Attested => Err(stale(
                 "the model is attested: it takes attestations, not proofs",
             )),
-            Claim::Proof { outputs, proof } => self
-                .check_proof(task, model, outputs, proof)
+            Claim::Proof {
+                outputs,
+                proof,
+                state: new,
+            } => self
+                .check_proof(state, task, model, (outputs, proof), new.as_ref())
                 .map(|()| Accepted::Proven),
             Claim::SubmitterFault { shared } => self
                 .check_fault(task, model, v.index, shared)
@@ -223,13 +227,16 @@ impl Runtime {
         out
     }
 
-    /// A proof against its task: model, nonce, outputs, inputs, then verification.
+    /// A proof against its task: model, nonce, outputs, inputs, a stateful model's states,
+    /// then verification. (The state a task starts from cannot change while it is pending: a
+    /// stateful model takes one pending task per account, so the cached outcome stays true.)
     fn check_proof(
         &self,
+        state: &State,
         task: &Task,
         model: &ModelRecord,
-        outputs: &[Vec<i64>],
-        proof: &[u8],
+        (outputs, proof): (&[Vec<i64>], &[u8]),
+        new: Option<&NewState>,
     ) -> Result<(), ResultError> {
         let invalid = |e: &str| ResultError::Invalid(e.to_string());
         let local = ResultError::Local;
@@ -267,6 +274,7 @@ impl Runtime {
                 ));
             }
         }
+        check_states(state, task, &pkg, &proof, new)?;
         let keys = self.verifier(model).map_err(|e| local(e.to_string()))?;
         keys.verify(&proof).map_err(|e| invalid(&e.to_string()))
     }
@@ -321,13 +329,82 @@ impl Runtime {
     }
 }
 
-/// The quantized public inputs of a task.
+/// The quantized public inputs of a task (without a stateful model's state: the chain keeps it).
 pub fn public_inputs(
     pkg: &Package,
     inputs: &serde_json::Value,
 ) -> Result<Vec<Vec<i64>>, lightchain_aivm::AivmError> {
-    let parsed = pkg.model.parse_inputs(&inputs.to_string())?;
+    let parsed = pkg
+        .model
+        .parse_task_inputs(&inputs.to_string(), pkg.program.state)?;
     let q = pkg.program.quantize_inputs(&parsed)?;
-    pkg.program.check_inputs(&q)?;
+    pkg.program.check_task_inputs(&q)?;
     Ok(q)
+}
+
+/// The state a task of a stateful model starts from: the one the chain keeps for its model
+/// and submitter, or the model's initial state (salt zero).
+pub fn current_state(
+    state: &State,
+    pkg: &Package,
+    task: &Task,
+) -> Result<lightchain_aivm::state::StateValue, lightchain_aivm::AivmError> {
+    match state
+        .states
+        .get(&state_key(&task.model_id, &task.submitter))
+    {
+        Some(s) => Ok(lightchain_aivm::state::StateValue {
+            values: s.values.clone(),
+            salt: Option::from(Fp::from_repr(s.salt)).unwrap_or(Fp::from(0)),
+        }),
+        None => {
+            let init = pkg.manifest.state.as_ref().map_or(0.0, |s| s.initial);
+            lightchain_aivm::state::initial(&pkg.program, init)
+        }
+    }
+}
+
+/// A stateful model's proof starts from the state the chain keeps for the task's submitter and
+/// ends in the state the claim gives; a stateless model's claim gives none.
+fn check_states(
+    state: &State,
+    task: &Task,
+    pkg: &Package,
+    proof: &Proof,
+    new: Option<&NewState>,
+) -> Result<(), ResultError> {
+    let invalid = |e: &str| ResultError::Invalid(e.to_string());
+    if !pkg.program.state {
+        return match new {
+            None => Ok(()),
+            Some(_) => Err(invalid("a state for a model that keeps none")),
+        };
+    }
+    let (Some(c), Some(new)) = (proof.state, new) else {
+        return Err(invalid(
+            "the model keeps state: the claim needs the new state and the proof both commitments",
+        ));
+    };
+    let program = &pkg.program;
+    let old = current_state(state, pkg, task).map_err(|e| ResultError::Local(e.to_string()))?;
+    let old = lightchain_aivm::state::commitment(program, &old)
+        .map_err(|e| ResultError::Local(e.to_string()))?;
+    if old.to_repr() != c.old {
+        return Err(invalid(
+            "the proof starts from another state than the chain keeps for this account",
+        ));
+    }
+    let salt = Option::<Fp>::from(Fp::from_repr(new.salt))
+        .ok_or_else(|| invalid("the new state's salt is not a field element"))?;
+    let opened = lightchain_aivm::state::StateValue {
+        values: new.values.clone(),
+        salt,
+    };
+    match lightchain_aivm::state::commitment(program, &opened) {
+        Ok(n) if n.to_repr() == c.new => Ok(()),
+        Ok(_) => Err(invalid(
+            "the new state does not open the proof's new state commitment",
+        )),
+        Err(e) => Err(invalid(&format!("the new state: {e}"))),
+    }
 }

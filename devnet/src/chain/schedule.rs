@@ -26,6 +26,11 @@ pub(super) fn open(
 ) -> Result<(), TxError> {
     let from = tx.body.sender();
     let model = check_task(rt, state, model_id, gas_limit, input)?;
+    if rt.package(&model).is_some_and(|p| p.program.state) {
+        return Err(TxError::BadSchedule(
+            "a stateful model's tasks are not scheduled: each run would have to wait for the state the last one writes".into(),
+        ));
+    }
     if !(1..=MAX_EVERY).contains(&every) {
         return Err(TxError::BadSchedule(format!(
             "a run every {every} blocks: the interval must be 1 to {MAX_EVERY} blocks"

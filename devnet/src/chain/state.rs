@@ -81,6 +81,27 @@ pub enum TaskStatus {
     },
 }
 
+/// A stateful model's state for one account (see `lightchain_aivm::state`): the values the
+/// last completed task wrote, the salt of their commitment and the commitment its proof holds.
+/// The values are public (every validator may have to prove the next task from them); the
+/// commitment is what the next task's proof must start from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelState {
+    pub values: Vec<i64>,
+    #[serde(with = "hex32")]
+    pub salt: [u8; 32],
+    #[serde(with = "hex32")]
+    pub commitment: [u8; 32],
+    /// The task that wrote it, and the block that took its result.
+    pub task_id: String,
+    pub height: u64,
+}
+
+/// The key of a model's state for an account in [`State::states`].
+pub fn state_key(model_id: &str, account: &Address) -> String {
+    format!("{model_id}/{account}")
+}
+
 /// A submitted task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -210,6 +231,10 @@ pub struct State {
     /// Recurring tasks, by id.
     #[serde(default)]
     pub schedules: BTreeMap<String, Schedule>,
+    /// Stateful models' states, by [`state_key`] (model and account); an account without one
+    /// has the model's initial state.
+    #[serde(default)]
+    pub states: BTreeMap<String, ModelState>,
     /// Taken out of circulation: slashed stake and the fees of submitter faults.
     #[serde(with = "dec")]
     pub burned: u128,
@@ -218,7 +243,7 @@ pub struct State {
 impl State {
     /// The state root: blake3 of the state's canonical encoding.
     pub fn root(&self) -> [u8; 32] {
-        super::encode::hash("lightchain-devnet state v3", self)
+        super::encode::hash("lightchain-devnet state v4", self)
     }
 
     /// Every unit of currency: balances, stake, fees in escrow and what was burned. Nothing

@@ -7,7 +7,7 @@
 //! header, CORS): [`access`].
 //!
 //! Methods: `lc_sendTransaction`, `lc_deployModel`, `lc_submitTask`, `lc_getTask`,
-//! `lc_getSchedule`, `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_listModels`, `lc_estimateGas`,
+//! `lc_getSchedule`, `lc_getState`, `lc_getReceipt`, `lc_getBlock`, `lc_getModel`, `lc_listModels`, `lc_estimateGas`,
 //! `lc_status`, `lc_validators`, `lc_validatorStatus`, `lc_getBalance`, subscriptions over
 //! WebSocket ([`ws`]), and the devnet controls `dev_mine`, `dev_snapshot`,
 //! `dev_revert`, `dev_increaseTime`, `dev_setBehavior`, `dev_kill`, `dev_revive`,
@@ -403,6 +403,11 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                 Some(sched) => to_value(sched),
                 None => Err(RpcError(NOT_FOUND, format!("schedule {id} not found"))),
             }
+        }
+        "lc_getState" => {
+            let model: String = param(params, 0, "model id")?;
+            let a: Address = param(params, 1, "address")?;
+            to_value(api.model_state(&model, &a)?)
         }
         "lc_getReceipt" => {
             let id: String = param(params, 0, "task id")?;

@@ -206,6 +206,10 @@ fn results_and_segments_round_trip_and_controls_stay_home() {
         claim: Claim::Proof {
             outputs: vec![vec![-3, 4, i64::MIN, i64::MAX]],
             proof: vec![1, 2, 3],
+            state: Some(crate::chain::NewState {
+                values: vec![-1, 7],
+                salt: [9; 32],
+            }),
         },
         signature: vec![5; 64],
     };

@@ -183,6 +183,7 @@ async fn forged_duplicate_and_misplaced_attestations_are_refused() {
         let proof = Claim::Proof {
             outputs: outputs.clone(),
             proof: vec![1, 2, 3],
+            state: None,
         };
         let executor = match state.tasks[&id].status {
             TaskStatus::Pending { executor, .. } => executor,

@@ -12,6 +12,7 @@ mod registry;
 mod rpc;
 mod schedule;
 mod segments;
+mod state;
 mod transport;
 mod ws;
 
