@@ -149,9 +149,7 @@ impl Program {
         }
         let state = r.pos < bytes.len();
         if state && r.u()? != 1 {
-            return Err(AivmError::Decode(
-                "unknown bytes after the program's nodes".into(),
-            ));
+            return Err(AivmError::Decode("trailing bytes after the program".into()));
         }
         if r.pos != bytes.len() {
             return Err(AivmError::Decode("trailing bytes after the program".into()));

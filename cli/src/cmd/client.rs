@@ -737,6 +737,8 @@ mod tests {
             package_bytes: 1,
             mode: Default::default(),
             royalty_bps: 0,
+            pending_approval: false,
+            approvals: Vec::new(),
         };
         for ok in [&"ab".repeat(32)[..], "digits@latest", "digits@0.2.0"] {
             assert!(check_resolution(ok, &m).is_ok(), "{ok}");

@@ -48,6 +48,11 @@ pub struct DevnetArgs {
     /// per million gas of the task's model).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub task_timeout: Option<u64>,
+    /// A new version of a deployed model name goes live only once validators holding more
+    /// than 2/3 of the stake approve it (`lightchain models approve`); until then
+    /// NAME@latest skips it and its tasks are refused.
+    #[arg(long)]
+    pub approve_versions: bool,
     /// Write the chain id, RPC URL, validators and dev accounts (with keys) as JSON.
     #[arg(long, value_name = "FILE")]
     pub config_out: Option<PathBuf>,
@@ -297,6 +302,13 @@ impl DevnetArgs {
             ..DevnetConfig::default()
         }
         .with_task_timeout(self.task_timeout.map(Duration::from_secs));
+        let cfg = DevnetConfig {
+            chain: lightchain_devnet::chain::ChainParams {
+                approve_versions: self.approve_versions,
+                ..cfg.chain
+            },
+            ..cfg
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

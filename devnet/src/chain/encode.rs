@@ -220,6 +220,10 @@ impl Canonical for TxKind {
                 w.u(5);
                 w.str(schedule_id);
             }
+            TxKind::ApproveVersion { model_id } => {
+                w.u(6);
+                w.str(model_id);
+            }
         }
     }
 }
@@ -332,6 +336,8 @@ impl Canonical for ModelRecord {
         w.u(self.package_bytes);
         mode(w, self.mode);
         w.u(self.royalty_bps);
+        w.u(u64::from(self.pending_approval));
+        w.usizes(&self.approvals);
     }
 }
 

@@ -48,6 +48,15 @@ pub enum TxError {
     PackageNotLoaded(String),
     #[error("gas limit {limit} is below the task's quote of {quote} gas")]
     GasLimit { limit: u64, quote: u64 },
+    /// The version waits for the validators' approval.
+    #[error("model {0} is a new version waiting for the validators' approval")]
+    NotApproved(String),
+    #[error("model {0} is not waiting for approval")]
+    NotPendingApproval(String),
+    #[error("validator {0} approved it already")]
+    ApprovedAlready(usize),
+    #[error("only a validator's account approves versions")]
+    NotAValidator,
     /// A stateful model takes one pending task per account: the next starts from the state
     /// this one writes.
     #[error(

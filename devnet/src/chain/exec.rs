@@ -174,6 +174,9 @@ pub fn apply_tx(
                 (vis, pkg.info.mode),
             )?;
             let fee = (p.base_gas + p.deploy_gas_per_byte * package.len() as u64) as u128 * price;
+            // A new version of a deployed name waits for the validators, where they approve.
+            let pending_approval =
+                p.approve_versions && super::registry::owner(state, &pkg.info.name).is_some();
             debit(state, &from, fee)?;
             credit(state, &proposer_account, fee);
             let hash = *blake3::hash(package).as_bytes();
@@ -194,6 +197,8 @@ pub fn apply_tx(
                     package_bytes: package.len() as u64,
                     mode: pkg.info.mode,
                     royalty_bps: pkg.manifest.royalty_bps,
+                    pending_approval,
+                    approvals: Vec::new(),
                 },
             );
         }
@@ -220,6 +225,8 @@ pub fn apply_tx(
             schedule::cancel(state, &from, schedule_id, fee, at)?;
             credit(state, &proposer_account, fee);
         }
+        // Free: only a validator's account may send one, once per version.
+        TxKind::ApproveVersion { model_id } => super::registry::approve(state, &from, model_id)?,
         TxKind::Unjail { validator } => {
             let fee = p.base_gas as u128 * price;
             let v = state
@@ -302,6 +309,9 @@ pub(super) fn check_task(
         .get(model_id)
         .ok_or_else(|| TxError::UnknownModel(model_id.to_string()))?
         .clone();
+    if model.pending_approval {
+        return Err(TxError::NotApproved(model_id.to_string()));
+    }
     if gas_limit < model.gas {
         return Err(TxError::GasLimit {
             limit: gas_limit,

@@ -182,6 +182,10 @@ pub enum TxKind {
     },
     /// Stops a schedule (its owner only) and refunds what is left of its deposit.
     CancelSchedule { schedule_id: String },
+    /// A validator's approval of a new version waiting for approval (signed by the
+    /// validator's account key); the version goes live when more than 2/3 of the stake
+    /// approved it.
+    ApproveVersion { model_id: String },
 }
 
 /// The signed part of a transaction.

@@ -28,6 +28,10 @@ pub struct ChainParams {
     pub power_unit: u128,
     /// Largest accepted clock skew of a block timestamp.
     pub max_skew_ms: u64,
+    /// A new version of a deployed name waits until validators holding more than 2/3 of the
+    /// stake approve it (`--approve-versions`); until then `NAME@latest` skips it and tasks for
+    /// it are refused.
+    pub approve_versions: bool,
 }
 
 impl Default for ChainParams {
@@ -42,6 +46,7 @@ impl Default for ChainParams {
             jail_blocks: 20,
             power_unit: 10u128.pow(18),
             max_skew_ms: 5_000,
+            approve_versions: false,
         }
     }
 }

@@ -144,12 +144,43 @@ pub fn resolve<'a>(state: &'a State, reference: &str) -> Option<&'a ModelRecord>
     };
     let all = versions(state, name);
     if version == "latest" {
-        // Among equal maxima `max_by` keeps the last: the latest deployed.
+        // Among equal maxima `max_by` keeps the last: the latest deployed. A version waiting
+        // for the validators' approval is not live yet.
         all.into_iter()
+            .filter(|m| !m.pending_approval)
             .max_by(|a, b| compare_versions(&a.version, &b.version))
     } else {
         all.into_iter().rev().find(|m| m.version == version)
     }
+}
+
+/// A validator's approval (`from` is its account) of a version waiting for approval; the
+/// version goes live once validators holding more than 2/3 of the stake approved it.
+pub fn approve(state: &mut State, from: &Address, model_id: &str) -> Result<(), TxError> {
+    let v = state
+        .validators
+        .iter()
+        .position(|v| &v.account == from)
+        .ok_or(TxError::NotAValidator)?;
+    let total: u128 = state.validators.iter().map(|v| v.stake).sum();
+    let m = state
+        .models
+        .get(model_id)
+        .ok_or_else(|| TxError::UnknownModel(model_id.to_string()))?;
+    if !m.pending_approval {
+        return Err(TxError::NotPendingApproval(model_id.to_string()));
+    }
+    if m.approvals.contains(&v) {
+        return Err(TxError::ApprovedAlready(v));
+    }
+    let mut approvals = m.approvals.clone();
+    approvals.push(v);
+    approvals.sort_unstable();
+    let approved: u128 = approvals.iter().map(|&i| state.validators[i].stake).sum();
+    let m = state.models.get_mut(model_id).expect("checked above");
+    m.approvals = approvals;
+    m.pending_approval = approved * 3 <= total * 2;
+    Ok(())
 }
 
 #[cfg(test)]

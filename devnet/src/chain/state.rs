@@ -41,6 +41,13 @@ pub struct ModelRecord {
     /// The owner's share of each completed task's fee, in basis points (from the manifest).
     #[serde(default)]
     pub royalty_bps: u64,
+    /// A new version waiting for the validators' approval (on a chain with
+    /// [`super::ChainParams::approve_versions`]): not live, skipped by `NAME@latest`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_approval: bool,
+    /// The validators that approved it, in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<usize>,
 }
 
 impl ModelRecord {

@@ -2,9 +2,10 @@
 //! `NAME@latest` follows them, old versions stay callable.
 
 use lightchain_aivm::proof::ParamsCache;
+use lightchain_devnet::crypto::{AccountKey, dev_secret};
 use lightchain_devnet::spawn;
 
-use crate::{WAIT, config, input, package, params_dir};
+use crate::{WAIT, config, eventually, input, package, params_dir};
 
 /// A template packaged under another name and version.
 fn package_as(template: &str, name: &str, version: &str) -> Vec<u8> {
@@ -148,4 +149,65 @@ async fn a_royalty_goes_to_the_owner_out_of_every_fee() {
         issues[0].message.contains("royalty_bps must be 0 to 5000"),
         "{issues:?}"
     );
+}
+
+/// On a chain whose validators approve versions, a new version of a deployed name is not live
+/// until validators holding more than 2/3 of the stake approved it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_approval_a_new_version_goes_live_after_two_thirds_of_the_stake() {
+    let mut cfg = config();
+    cfg.chain.approve_versions = true;
+    let (api, handle) = spawn(cfg).await;
+    let owner = handle.dev_accounts()[1].key();
+    let validator = |i| AccountKey::from_secret(dev_secret("validator account", i));
+    tokio::task::block_in_place(|| {
+        // The first version of a name is live at once.
+        let (_, v1) = api.deploy(&owner, package("digits")).unwrap();
+        assert!(!api.model(&v1).unwrap().pending_approval);
+        let (_, v2) = api
+            .deploy(&owner, package_as("fraud", "digits", "0.2.0"))
+            .unwrap();
+        assert!(api.model(&v2).unwrap().pending_approval);
+        assert_eq!(api.model("digits@latest").unwrap().model_id, v1);
+        let fraud = input("fraud", "fraud.json");
+        let e = api
+            .submit_task(&owner, &v2, fraud.clone(), false, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("waiting for the validators' approval"), "{e}");
+        // Only validators approve, each once.
+        let e = api.approve_version(&owner, &v2, 1).unwrap_err().to_string();
+        assert!(e.contains("only a validator's account"), "{e}");
+        let approvals = |n: usize| {
+            eventually("the approval in a block", || {
+                api.model(&v2).unwrap().approvals.len() == n
+            })
+        };
+        api.approve_version(&validator(0), &v2, 1).unwrap();
+        approvals(1);
+        let e = api
+            .approve_version(&validator(0), &v2, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("approved it already"), "{e}");
+        // Half of the stake is not enough.
+        api.approve_version(&validator(1), &v2, 1).unwrap();
+        approvals(2);
+        assert!(api.model(&v2).unwrap().pending_approval);
+        assert_eq!(api.model("digits@latest").unwrap().model_id, v1);
+        // Three of four validators (equal stake): live, and NAME@latest follows.
+        api.approve_version(&validator(2), &v2, 1).unwrap();
+        approvals(3);
+        let m = api.model(&v2).unwrap();
+        assert!(!m.pending_approval);
+        assert_eq!(m.approvals, [0, 1, 2]);
+        assert_eq!(api.model("digits@latest").unwrap().model_id, v2);
+        let id = api.submit_task(&owner, &v2, fraud, false, 1).unwrap();
+        api.wait_receipt(&id, WAIT).unwrap();
+        let e = api
+            .approve_version(&validator(3), &v2, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not waiting for approval"), "{e}");
+    });
 }

@@ -14,6 +14,20 @@ fn params() -> ParamsCache {
     }
 }
 
+/// A template's manifest text.
+fn manifest_of(template: &str) -> String {
+    std::fs::read_to_string(repo().join(format!("templates/{template}/lightchain.toml"))).unwrap()
+}
+
+/// The problems a manifest text has, as shown.
+fn issues(text: &str) -> Vec<String> {
+    Manifest::parse(text)
+        .unwrap_err()
+        .iter()
+        .map(|i| i.to_string())
+        .collect()
+}
+
 #[test]
 fn manifest_errors_name_their_lines_and_come_all_at_once() {
     let text = std::fs::read_to_string(repo().join("templates/digits/lightchain.toml")).unwrap();

@@ -1,20 +1,12 @@
 //! Pipeline packages: `[[stages]]` in the manifest, merged into one program.
 
 use lightchain_packager::{Manifest, PackageError, build, load};
-use lightchain_test_utils::{edit, repo, template_project as project};
+use lightchain_test_utils::{edit, template_project as project};
 
-use super::params;
+use super::{issues, manifest_of, params};
 
 fn template() -> String {
-    std::fs::read_to_string(repo().join("templates/pipeline/lightchain.toml")).unwrap()
-}
-
-fn issues(text: &str) -> Vec<String> {
-    Manifest::parse(text)
-        .unwrap_err()
-        .iter()
-        .map(|i| i.to_string())
-        .collect()
+    manifest_of("pipeline")
 }
 
 #[test]

@@ -2,20 +2,12 @@
 //! the output it is written to.
 
 use lightchain_packager::{Manifest, PackageError, build, load};
-use lightchain_test_utils::{edit, repo, template_project as project};
+use lightchain_test_utils::{edit, template_project as project};
 
-use super::params;
+use super::{issues, manifest_of, params};
 
 fn template() -> String {
-    std::fs::read_to_string(repo().join("templates/stateful/lightchain.toml")).unwrap()
-}
-
-fn issues(text: &str) -> Vec<String> {
-    Manifest::parse(text)
-        .unwrap_err()
-        .iter()
-        .map(|i| i.to_string())
-        .collect()
+    manifest_of("stateful")
 }
 
 #[test]
