@@ -258,3 +258,83 @@ fn state_declarations_are_checked_against_the_model() {
     let m = compile("features", "new_avg");
     assert!(m.contains("last input"), "{m}");
 }
+
+/// A pipeline keeps state like any model: embed -> classify -> track, whose unbound input `avg`
+/// is the state and whose output `new_avg` is the next one; the classifier's `probs` is
+/// published, the embedding stays private.
+#[test]
+fn a_pipeline_keeps_its_state_in_its_last_stage() {
+    use crate::builder::{Builder, node, tensor_f32};
+    use lightchain_aivm::guard::guard_bytes;
+    use lightchain_aivm::onnx::pipeline::{Stage, merge_bytes};
+    use lightchain_aivm::{GuardLimits, ImportOptions};
+
+    let tpl = fixtures_dir().join("../templates/pipeline");
+    let guard = |b: Vec<u8>| guard_bytes(b, &GuardLimits::default()).unwrap();
+    let embed = guard(std::fs::read(tpl.join("embed.onnx")).unwrap());
+    let classify = guard(std::fs::read(tpl.join("classify.onnx")).unwrap());
+    let track = guard(
+        Builder::new(13)
+            .input("x", &[1, 2])
+            .input("avg", &[1, 2])
+            .init(tensor_f32("decay", &[], &[0.75]))
+            .init(tensor_f32("gain", &[], &[0.25]))
+            .node(node("Mul", "keep", &["avg", "decay"], &["kept"], vec![]))
+            .node(node("Mul", "add", &["x", "gain"], &["added"], vec![]))
+            .node(node(
+                "Add",
+                "update",
+                &["kept", "added"],
+                &["new_avg"],
+                vec![],
+            ))
+            .output("new_avg")
+            .bytes(),
+    );
+    let b1 = vec![("x".to_string(), "embed.embedding".to_string())];
+    let b2 = vec![("x".to_string(), "classify.probs".to_string())];
+    let stages = [
+        Stage {
+            name: "embed",
+            model: &embed,
+            bind: &[],
+        },
+        Stage {
+            name: "classify",
+            model: &classify,
+            bind: &b1,
+        },
+        Stage {
+            name: "track",
+            model: &track,
+            bind: &b2,
+        },
+    ];
+    let outputs = ["classify.probs".to_string(), "new_avg".to_string()];
+    let bytes = merge_bytes(&stages, &outputs).unwrap();
+    let model =
+        Model::from_bytes(bytes, &ImportOptions::default(), &GuardLimits::default()).unwrap();
+    let names: Vec<String> = model.inputs().iter().map(|i| i.name.clone()).collect();
+    assert_eq!(names, ["features", "avg"]);
+    let dir = fixtures_dir().join("../templates/stateful/tests");
+    let inputs: Vec<Inputs> = ["legit", "fraud", "legit-2"]
+        .iter()
+        .map(|n| read_inputs(&model, &dir.join(format!("{n}.json"))))
+        .collect();
+    let p = Arc::new(model.compile(&inputs, &stateful_config()).unwrap());
+    assert!(p.state);
+    let keys = Keys::derive(p.clone(), Visibility::Public, &cache(), true).unwrap();
+    let q = p.quantize_inputs(&inputs[1]).unwrap();
+    let s = state::initial(&p, 0.0).unwrap();
+    let (proof, new) = keys
+        .prove_with_state(&q[..1], &s, [5; 32], None, &mut rng())
+        .unwrap();
+    keys.verify(&proof).unwrap();
+    assert_eq!(proof.outputs.len(), 1, "only classify.probs is public");
+    let outs = p.execute(&[q[0].clone(), s.values.clone()]).unwrap();
+    assert_eq!(outs[1], new.values);
+    let deq = p.dequantize_outputs(&outs);
+    for j in 0..2 {
+        assert!((deq[1].data[j] - 0.25 * deq[0].data[j]).abs() < 2e-3);
+    }
+}

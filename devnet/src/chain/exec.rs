@@ -17,8 +17,8 @@ use super::error::{BlockError, TxError};
 use super::params::{ChainParams, deployment_id_for};
 use super::runtime::{Accepted, ResultError, Runtime, public_inputs};
 use super::state::{
-    Account, Attestation, EvidenceRecord, ModelRecord, ModelState, ProvingMode, State, Task,
-    TaskStatus, state_key,
+    Account, Attestation, EvidenceRecord, ModelRecord, ProvingMode, State, Task, TaskStatus,
+    state_key,
 };
 use super::{attest, schedule};
 
@@ -501,23 +501,8 @@ pub fn apply(
                     executor: r.executor,
                 };
                 if let Some(new) = new {
-                    // Checked with the proof: it opens the proof's new state commitment.
-                    let commitment = Proof::from_bytes(proof)
-                        .ok()
-                        .and_then(|p| p.state)
-                        .ok_or(BlockError::FaultAsProof)?
-                        .new;
                     let key = state_key(&model_id, &task.submitter);
-                    state.states.insert(
-                        key,
-                        ModelState {
-                            values: new.values.clone(),
-                            salt: new.salt,
-                            commitment,
-                            task_id: r.task_id.clone(),
-                            height: block.height,
-                        },
-                    );
+                    state.store_state(key, new, proof, (&r.task_id, block.height))?;
                 }
                 let account = state.validators[r.executor].account;
                 let model = &state.models[&model_id];

@@ -284,4 +284,29 @@ impl State {
     pub fn account(&self, a: &Address) -> Account {
         self.accounts.get(a).cloned().unwrap_or_default()
     }
+
+    /// Keeps the state a completed task wrote (its claim was checked: `new` opens the new
+    /// state commitment of `proof`).
+    pub(super) fn store_state(
+        &mut self,
+        key: String,
+        new: &super::NewState,
+        proof: &[u8],
+        (task_id, height): (&str, u64),
+    ) -> Result<(), super::BlockError> {
+        let commitment = lightchain_aivm::proof::Proof::from_bytes(proof)
+            .ok()
+            .and_then(|p| p.state)
+            .ok_or(super::BlockError::FaultAsProof)?
+            .new;
+        let state = ModelState {
+            values: new.values.clone(),
+            salt: new.salt,
+            commitment,
+            task_id: task_id.to_string(),
+            height,
+        };
+        self.states.insert(key, state);
+        Ok(())
+    }
 }

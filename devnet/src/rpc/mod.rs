@@ -404,11 +404,7 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
                 None => Err(RpcError(NOT_FOUND, format!("schedule {id} not found"))),
             }
         }
-        "lc_getState" => {
-            let model: String = param(params, 0, "model id")?;
-            let a: Address = param(params, 1, "address")?;
-            to_value(api.model_state(&model, &a)?)
-        }
+        "lc_getState" => state(api, params),
         "lc_getReceipt" => {
             let id: String = param(params, 0, "task id")?;
             to_value(api.receipt(&id))
@@ -505,4 +501,11 @@ fn dispatch(api: &DevnetApi, method: &str, params: &Value) -> Result<Value, RpcE
             format!("unknown method {other}"),
         )),
     }
+}
+
+/// `lc_getState [model_id, address]`.
+fn state(api: &DevnetApi, params: &Value) -> Result<Value, RpcError> {
+    let model: String = param(params, 0, "model id")?;
+    let a: Address = param(params, 1, "address")?;
+    to_value(api.model_state(&model, &a)?)
 }
