@@ -367,7 +367,7 @@ impl App {
                     .rt
                     .package(model)
                     .filter(|p| p.program.state)
-                    .and_then(|p| current_state(&self.state, &p, t).ok());
+                    .and_then(|p| current_state(&self.state, &p, (&t.model_id, &t.submitter)).ok());
                 let _ = self.jobs.send(Work::Task(Job {
                     task_id: t.id.clone(),
                     attempt,

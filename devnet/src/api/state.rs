@@ -1,11 +1,11 @@
 //! The API's view of a stateful model's state for one account.
 
 use ff::PrimeField;
-use halo2_proofs::pasta::Fp;
 use serde::{Deserialize, Serialize};
 
 use super::DevnetApi;
 use crate::chain::Address;
+use crate::chain::runtime::current_state;
 use crate::chain::state::state_key;
 use crate::error::{DevnetError, Result};
 
@@ -41,25 +41,13 @@ impl DevnetApi {
             )));
         }
         let key = state_key(&model.model_id, account);
-        let stored = self.with_view(|v| v.state.states.get(&key).cloned());
-        let (state, task_id, height) = match stored {
-            Some(s) => {
-                let salt = Option::from(Fp::from_repr(s.salt)).unwrap_or(Fp::from(0));
-                let value = lightchain_aivm::state::StateValue {
-                    values: s.values,
-                    salt,
-                };
-                (value, Some(s.task_id), Some(s.height))
-            }
-            None => {
-                let init = pkg.manifest.state.as_ref().map_or(0.0, |s| s.initial);
-                (
-                    lightchain_aivm::state::initial(&pkg.program, init)?,
-                    None,
-                    None,
-                )
-            }
-        };
+        let written = self.with_view(|v| {
+            let s = v.state.states.get(&key);
+            let state = current_state(&v.state, &pkg, (&model.model_id, account));
+            (s.map(|s| (s.task_id.clone(), s.height)), state)
+        });
+        let (task_id, height) = written.0.unzip();
+        let state = written.1?;
         let commitment = lightchain_aivm::state::commitment(&pkg.program, &state)?.to_repr();
         let scale = lightchain_aivm::state::meta(&pkg.program)?.scale;
         Ok(StateView {

@@ -15,7 +15,7 @@ use lightchain_aivm::segment::ModelKeys;
 use lightchain_packager::Package;
 
 use super::state::{ModelRecord, ProvingMode, State, Task, TaskStatus, state_key};
-use super::{Claim, NewState, SealedInput, TaskInput, TaskResult};
+use super::{Address, Claim, NewState, SealedInput, TaskInput, TaskResult};
 use crate::crypto;
 use crate::lock::Lock;
 
@@ -342,17 +342,14 @@ pub fn public_inputs(
     Ok(q)
 }
 
-/// The state a task of a stateful model starts from: the one the chain keeps for its model
-/// and submitter, or the model's initial state (salt zero).
+/// The state the next task of a stateful model (`model_id`, `pkg`) submitted by `account`
+/// starts from: the one the chain keeps, or the model's initial state (salt zero).
 pub fn current_state(
     state: &State,
     pkg: &Package,
-    task: &Task,
+    (model_id, account): (&str, &Address),
 ) -> Result<lightchain_aivm::state::StateValue, lightchain_aivm::AivmError> {
-    match state
-        .states
-        .get(&state_key(&task.model_id, &task.submitter))
-    {
+    match state.states.get(&state_key(model_id, account)) {
         Some(s) => Ok(lightchain_aivm::state::StateValue {
             values: s.values.clone(),
             salt: Option::from(Fp::from_repr(s.salt)).unwrap_or(Fp::from(0)),
@@ -386,7 +383,8 @@ fn check_states(
         ));
     };
     let program = &pkg.program;
-    let old = current_state(state, pkg, task).map_err(|e| ResultError::Local(e.to_string()))?;
+    let owner = (task.model_id.as_str(), &task.submitter);
+    let old = current_state(state, pkg, owner).map_err(|e| ResultError::Local(e.to_string()))?;
     let old = lightchain_aivm::state::commitment(program, &old)
         .map_err(|e| ResultError::Local(e.to_string()))?;
     if old.to_repr() != c.old {
