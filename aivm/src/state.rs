@@ -4,8 +4,8 @@
 //! The manifest names one model input (the state read) and one output (the state written), of
 //! one shape. Quantization gives both one scale and bit width ([`bind`]): the state input is
 //! quantized like an activation, the state output is rescaled to the input's scale when it
-//! is finer and clipped to the input's range, so that each task's new state is exactly a valid
-//! state input of the next. The program then ends with the pair ([`Program::state`]) and its
+//! is finer and clipped to the state's calibrated magnitude, so that each task's new state is
+//! exactly a valid state input of the next. The program then ends with the pair ([`Program::state`]) and its
 //! circuit commits to each with its own salted Poseidon chain, as it does for a segment's links:
 //! the proof's public inputs hold the old state's commitment and the new state's, never the
 //! values. A verifier that knows the old commitment (the chain keeps it) and checks the new

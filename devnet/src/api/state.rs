@@ -41,13 +41,11 @@ impl DevnetApi {
             )));
         }
         let key = state_key(&model.model_id, account);
-        let written = self.with_view(|v| {
-            let s = v.state.states.get(&key);
+        let (stored, state) = self.with_view(|v| {
             let state = current_state(&v.state, &pkg, (&model.model_id, account));
-            (s.map(|s| (s.task_id.clone(), s.height)), state)
+            (v.state.states.get(&key).cloned(), state)
         });
-        let (task_id, height) = written.0.unzip();
-        let state = written.1?;
+        let state = state?;
         let commitment = lightchain_aivm::state::commitment(&pkg.program, &state)?.to_repr();
         let scale = lightchain_aivm::state::meta(&pkg.program)?.scale;
         Ok(StateView {
@@ -60,8 +58,8 @@ impl DevnetApi {
                 .collect(),
             values: state.values,
             commitment,
-            task_id,
-            height,
+            task_id: stored.as_ref().map(|s| s.task_id.clone()),
+            height: stored.map(|s| s.height),
         })
     }
 }
