@@ -220,6 +220,8 @@ pub struct Keys {
     pub params: Arc<Params<EqAffine>>,
     pub vk: VerifyingKey<EqAffine>,
     pub pk: Option<Arc<ProvingKey<EqAffine>>>,
+    /// Whether the verifying key was derived now or rebuilt from a stored one.
+    pub vk_source: KeySource,
 }
 
 impl std::fmt::Debug for Keys {
@@ -256,8 +258,8 @@ impl Keys {
         let mut k = circuit.min_k();
         loop {
             let params = cache.get(k)?;
-            match plonk::keygen_vk(&params, &circuit) {
-                Ok(vk) => {
+            match cache.verifying_key(&params, &circuit) {
+                Ok((vk, vk_source)) => {
                     let pk = if proving {
                         Some(Arc::new(
                             plonk::keygen_pk(&params, vk.clone(), &circuit).map_err(perr)?,
@@ -272,6 +274,7 @@ impl Keys {
                         params,
                         vk,
                         pk,
+                        vk_source,
                     });
                 }
                 // The Poseidon rows are estimated; one more doubling covers the estimate.
@@ -677,6 +680,8 @@ pub enum ProofError {
 }
 
 mod envelope;
+mod vk_cache;
+pub use vk_cache::KeySource;
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ mod proving;
 mod segments;
 mod soundness;
 mod state;
+mod vk_cache;
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use lightchain_aivm::circuit::Visibility;
-use lightchain_aivm::proof::{Keys, ParamsCache, Proof};
+use lightchain_aivm::proof::{KeySource, Keys, ParamsCache, Proof};
 use lightchain_aivm::segment::SegmentKeys;
 use lightchain_aivm::{ModelId, Program};
 use lightchain_devnet::chain::Receipt;
@@ -30,7 +30,9 @@ use crate::shell::{Human, Shell};
   lightchain verify digits-0.1.0.lcpkg --receipt task.json         # a node's receipt, offline
 
 The verifier rebuilds the circuit and its verifying key from the program; it needs the proof's
-public inputs (nonce, inputs or their commitment, outputs), never the witness. For an ONNX
+public inputs (nonce, inputs or their commitment, outputs), never the witness. A key derived once
+is stored with the parameters (~/.cache/lightchain/params/vk, under a digest of everything it is
+computed from) and rebuilt from there next time; LIGHTCHAIN_VK_CACHE=off derives it every time. For an ONNX
 model the program is the one the model compiles to with the settings given here (the same flags
 the prover used: --scale, --calibrate, --dim); a proof of any other program is refused. With
 --model-id, the program the proof records how to rebuild is accepted only if it is the model
@@ -84,6 +86,9 @@ struct VerifyReport {
     /// task; the block is as the node said).
     #[serde(skip_serializing_if = "Option::is_none")]
     receipt: Option<ReceiptFacts>,
+    /// How many of the verifying keys (one per segment) were rebuilt from the ones an earlier
+    /// derivation stored, instead of derived now.
+    verifying_keys_cached: usize,
 }
 
 #[derive(Serialize)]
@@ -112,6 +117,14 @@ impl Human for VerifyReport {
         ));
         out.push_str(&format!("  settings  {}\n", self.settings.describe()));
         out.push_str(&format!("  nonce     {}\n", self.nonce));
+        out.push_str(&format!(
+            "  key       {}\n",
+            match (self.verifying_keys_cached, self.segments) {
+                (0, _) => "derived from the program".to_string(),
+                (c, s) if c == s => "the stored key of this circuit".to_string(),
+                (c, s) => format!("{c} of {s} stored, the others derived"),
+            }
+        ));
         if let Some(r) = &self.receipt {
             out.push_str(&format!(
                 "  receipt   task {} of deployed model {}, block {}, executor {}\n",
@@ -288,16 +301,22 @@ impl VerifyArgs {
             );
         }
         let cache = ParamsCache::from_env();
-        match &proof.segments {
-            None => Keys::derive(program, visibility, &cache, false)
-                .context("cannot derive the verifying key")?
-                .verify(&proof)?,
+        let sources: Vec<KeySource> = match &proof.segments {
+            None => {
+                let keys = Keys::derive(program, visibility, &cache, false)
+                    .context("cannot derive the verifying key")?;
+                keys.verify(&proof)?;
+                vec![keys.vk_source]
+            }
             // Every segment's verifying key from the program and the proof's cuts (any cut is
             // sound: the keys come from the program, not from the proof).
-            Some(s) => SegmentKeys::derive(program, visibility, &s.cut(), &cache, false)
-                .context("cannot derive the segments' verifying keys")?
-                .verify(&proof)?,
-        }
+            Some(s) => {
+                let keys = SegmentKeys::derive(program, visibility, &s.cut(), &cache, false)
+                    .context("cannot derive the segments' verifying keys")?;
+                keys.verify(&proof)?;
+                keys.keys.iter().map(|k| k.vk_source).collect()
+            }
+        };
         let facts = match (&receipt, &source) {
             (Some(r), Source::Package(pkg)) => {
                 check_receipt(r, &proof, pkg)?;
@@ -326,6 +345,7 @@ impl VerifyArgs {
             nonce: lightchain_devnet::crypto::hex(&proof.nonce),
             outputs: proof.outputs.clone(),
             receipt: facts,
+            verifying_keys_cached: sources.iter().filter(|s| **s == KeySource::Cached).count(),
         })
     }
 }

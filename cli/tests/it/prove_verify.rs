@@ -65,6 +65,26 @@ fn prove_then_verify_and_refuse_tampering() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("valid proof for model"), "{out}");
     assert!(out.contains("default calibration"), "{out}");
+    // `prove` stored the verifying key; `verify` rebuilt it from there (and every refusal
+    // below is by the stored key). With the cache off it is derived.
+    assert!(
+        out.contains("key       the stored key of this circuit"),
+        "{out}"
+    );
+    let out = p
+        .cmd(&["verify", "net.onnx", "--proof", "proof.json", "--json"])
+        .env(
+            "LIGHTCHAIN_PARAMS_DIR",
+            std::env::temp_dir().join("lightchain-test-params"),
+        )
+        .env("LIGHTCHAIN_VK_CACHE", "off")
+        .output()
+        .unwrap();
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        (v["valid"].clone(), v["verifying_keys_cached"].clone()),
+        (true.into(), 0.into())
+    );
 
     // A changed output in the envelope: refused, exit 1.
     let text = std::fs::read_to_string(p.dir.path().join("proof.json")).unwrap();
