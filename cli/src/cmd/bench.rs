@@ -576,7 +576,12 @@ impl BenchArgs {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             pb.set_message(name.clone());
-            let out = Command::new(&exe).arg("bench-one").arg(dir).output()?;
+            // Keygen is measured as a derivation: no verifying key read from the cache.
+            let out = Command::new(&exe)
+                .arg("bench-one")
+                .arg(dir)
+                .env("LIGHTCHAIN_VK_CACHE", "off")
+                .output()?;
             let line = String::from_utf8_lossy(&out.stdout);
             let lightchain: Figures =
                 serde_json::from_str(line.trim()).unwrap_or_else(|_| Figures {

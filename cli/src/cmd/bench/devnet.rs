@@ -23,6 +23,9 @@ struct DevnetReport {
     p90_ms: f64,
     p99_ms: f64,
     tasks_per_second_at_saturation: f64,
+    /// The executors' mean time to execute and prove one of the measured tasks (part of the
+    /// latency; the rest is consensus, gossip and the other validators' verification).
+    executor_prove_ms: f64,
     min_ms: f64,
     max_ms: f64,
     #[serde(skip)]
@@ -33,6 +36,16 @@ impl Human for DevnetReport {
     fn human(&self, out: &mut String) {
         out.push_str(&self.table);
     }
+}
+
+/// What a devnet latency run measured.
+pub(super) struct DevnetRun {
+    /// Submission to receipt, one task at a time (ms).
+    pub latencies: Vec<f64>,
+    /// Proven tasks per second with as many submitted at once.
+    pub per_second: f64,
+    /// The executors' mean proving time per measured task (ms).
+    pub prove_ms: f64,
 }
 
 pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -83,7 +96,11 @@ impl BenchArgs {
         anyhow::ensure!(n >= 1, "--devnet needs at least one task");
         let (package, pkg, input) = self.devnet_package()?;
         let validators = self.validators as usize;
-        let (latencies, per_second) = self.devnet_latency(shell, n, package, &input)?;
+        let DevnetRun {
+            latencies,
+            per_second,
+            prove_ms,
+        } = self.devnet_latency(shell, n, package, &input)?;
         let mut sorted = latencies.clone();
         sorted.sort_by(|a, b| a.total_cmp(b));
         let median = percentile(&sorted, 0.5);
@@ -97,7 +114,7 @@ impl BenchArgs {
                 .unwrap_or_default()
         );
         let table = format!(
-            "| model | k | validators | tasks | median ms | p10 ms | p90 ms | p99 ms | min ms | max ms | tasks/s at saturation |\n|---|---|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {per_second:.2} |\n",
+            "| model | k | validators | tasks | median ms | p10 ms | p90 ms | p99 ms | min ms | max ms | executor's proof, mean ms | tasks/s at saturation |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n| {name} | {} | {validators} | {n} | {median:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {prove_ms:.1} | {per_second:.2} |\n",
             pkg.info.k,
             percentile(&sorted, 0.1),
             percentile(&sorted, 0.9),
@@ -117,6 +134,7 @@ impl BenchArgs {
             p90_ms: percentile(&sorted, 0.9),
             p99_ms: percentile(&sorted, 0.99),
             tasks_per_second_at_saturation: per_second,
+            executor_prove_ms: prove_ms,
             min_ms: sorted[0],
             max_ms: sorted[sorted.len() - 1],
             latency_ms: latencies,
@@ -124,7 +142,7 @@ impl BenchArgs {
         };
         if !self.no_write {
             let section = format!(
-                "{DEVNET_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {validators} validators with instant mining; each task is submitted, included in a block, executed and proven by its executor, and its result included in a further block whose every validator verified the proof before voting. Latency is from submission to the receipt, one task at a time, after three warm-up tasks; then as many tasks are submitted at once from the dev accounts, and tasks/s is their number over the time until the last receipt.\n\n{}{DEVNET_END}",
+                "{DEVNET_BEGIN}\nMeasured with `{command}` (release build) on {}: an in-process devnet of {validators} validators with instant mining; each task is submitted, included in a block, executed and proven by its executor, and its result included in a further block whose every validator verified the proof before voting. Latency is from submission to the receipt, one task at a time, after three warm-up tasks (the executor's proof: the executors' mean time to execute and prove each of them); then as many tasks are submitted at once from the dev accounts, and tasks/s is their number over the time until the last receipt.\n\n{}{DEVNET_END}",
                 report.machine, report.table
             );
             write_section(
@@ -146,7 +164,7 @@ impl BenchArgs {
         n: usize,
         package: Vec<u8>,
         input: &serde_json::Value,
-    ) -> anyhow::Result<(Vec<f64>, f64)> {
+    ) -> anyhow::Result<DevnetRun> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -165,8 +183,16 @@ impl BenchArgs {
             }
             let keys: Vec<_> = handle.dev_accounts().iter().map(|a| a.key()).collect();
             let key = keys[0].clone();
-            tokio::task::block_in_place(|| -> anyhow::Result<(Vec<f64>, f64)> {
+            tokio::task::block_in_place(|| -> anyhow::Result<DevnetRun> {
                 let (_, model) = api.deploy(&key, package)?;
+                // The executors' proving time over the measured tasks (after the warm-up).
+                let proving = |api: &lightchain_devnet::DevnetApi| -> anyhow::Result<(u64, u64)> {
+                    (0..validators).try_fold((0, 0), |(t, ms), v| {
+                        let s = api.executor_stats(v)?;
+                        Ok((t + s.tasks, ms + s.prove_ms))
+                    })
+                };
+                let mut before = (0, 0);
                 let pb = shell.progress(2 * n as u64 + 3, "tasks");
                 let mut lat = Vec::with_capacity(n);
                 // Three warm-up tasks (key derivation, caches), then the measured ones.
@@ -176,9 +202,12 @@ impl BenchArgs {
                     api.wait_receipt(&id, std::time::Duration::from_secs(120))?;
                     if i >= 3 {
                         lat.push(start.elapsed().as_secs_f64() * 1000.0);
+                    } else if i == 2 {
+                        before = proving(&api)?;
                     }
                     pb.inc(1);
                 }
+                let after = proving(&api)?;
                 // Saturation: n more tasks submitted at once, spread over the dev accounts (a
                 // sender may have 16 tasks ahead of its confirmed nonce), until every receipt.
                 let start = Instant::now();
@@ -194,7 +223,12 @@ impl BenchArgs {
                 let per_second = n as f64 / start.elapsed().as_secs_f64();
                 pb.finish_and_clear();
                 drop(handle);
-                Ok((lat, per_second))
+                let tasks = after.0.saturating_sub(before.0).max(1);
+                Ok(DevnetRun {
+                    latencies: lat,
+                    per_second,
+                    prove_ms: after.1.saturating_sub(before.1) as f64 / tasks as f64,
+                })
             })
         })
     }

@@ -209,8 +209,8 @@ impl BenchArgs {
             Some(n) => {
                 // The input file of the first vector, as the benchmark proved it.
                 let input: serde_json::Value = serde_json::from_str(&texts[0])?;
-                let (lat, per_second) = self.devnet_latency(shell, n, package, &input)?;
-                let mut sorted = lat;
+                let run = self.devnet_latency(shell, n, package, &input)?;
+                let (mut sorted, per_second) = (run.latencies, run.per_second);
                 sorted.sort_by(|a, b| a.total_cmp(b));
                 Some((
                     percentile(&sorted, 0.5),
