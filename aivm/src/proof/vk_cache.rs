@@ -28,6 +28,12 @@ use crate::circuit::AivmCircuit;
 const MAGIC: &[u8; 8] = b"LCVK0001";
 /// Bytes of a compressed point.
 const POINT: usize = 32;
+/// The header's fields, at these offsets: magic, fingerprint, transcript representative, and
+/// the two commitment counts; then the points.
+const FINGERPRINT: usize = 8;
+const REPR: usize = FINGERPRINT + 64;
+const COUNTS: usize = REPR + 32;
+const HEAD: usize = COUNTS + 8;
 
 /// Where a verifying key came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +63,7 @@ impl Stored {
     }
 
     fn encode(&self, fingerprint: &[u8; 64]) -> Vec<u8> {
-        let mut b = Vec::with_capacity(112 + POINT * (self.fixed.len() + self.permutation.len()));
+        let mut b = Vec::with_capacity(HEAD + POINT * (self.fixed.len() + self.permutation.len()));
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(fingerprint);
         b.extend_from_slice(&self.repr);
@@ -72,13 +78,13 @@ impl Stored {
 
     /// The stored key in `b` if it is one, for `fingerprint`, with `counts` commitments.
     fn decode(b: &[u8], fingerprint: &[u8; 64], counts: (usize, usize)) -> Option<Stored> {
-        let (head, rest) = b.split_at_checked(8 + 64 + 32 + 8)?;
-        if &head[..8] != MAGIC || head[8..72] != fingerprint[..] {
+        let (head, rest) = b.split_at_checked(HEAD)?;
+        if &head[..FINGERPRINT] != MAGIC || head[FINGERPRINT..REPR] != fingerprint[..] {
             return None;
         }
-        let repr: [u8; 32] = head[72..104].try_into().ok()?;
+        let repr: [u8; 32] = head[REPR..COUNTS].try_into().ok()?;
         let n = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes")) as usize;
-        if (n(104), n(108)) != counts || rest.len() != POINT * (counts.0 + counts.1) {
+        if (n(COUNTS), n(COUNTS + 4)) != counts || rest.len() != POINT * (counts.0 + counts.1) {
             return None;
         }
         let points = rest
